@@ -1,0 +1,1 @@
+"""The ``dens-calc`` command line (thin wrappers over ``dens_calc``)."""

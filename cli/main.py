@@ -1,0 +1,11 @@
+"""``dens-calc`` command group."""
+
+import click
+
+from dens_calc import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dens-calc")
+def main():
+    """Train DeNS equivariant potentials and run MD, relaxations and phonons with them."""

@@ -1,0 +1,5 @@
+"""ASE calculators."""
+
+from .dens import DeNSCalculator
+
+__all__ = ["DeNSCalculator"]

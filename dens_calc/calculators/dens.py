@@ -1,0 +1,145 @@
+"""``DeNSCalculator``: a DeNS-trained potential behind ASE's ``Calculator`` API."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from .. import __version__
+from ..checkpoint import load_model, resolve_checkpoint
+from ..data.graph import atoms_to_graph, collate
+from ..nn.model import DeNSPotential, evaluate
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    return device
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+class DeNSCalculator(Calculator):
+    """Energy, forces, stress and per-atom energies from a DeNS potential.
+
+    Parameters
+    ----------
+    model
+        A checkpoint file, a model directory, a bundled model name (see ``dens-calc models``)
+        or an already built :class:`~dens_calc.nn.DeNSPotential`.
+    device
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    dtype
+        ``"float32"`` (default; fast) or ``"float64"`` (for finite-difference checks,
+        phonons and tight NVE energy conservation).
+
+    Units follow ASE: eV, eV/Å and eV/Å³ (Voigt order xx, yy, zz, yz, xz, xy; positive =
+    tensile).  Stress is only available for cells periodic in all three directions.
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(self, model: str | Path | DeNSPotential, *, device: str = "auto", dtype: str = "float32", **kwargs):
+        super().__init__(**kwargs)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype)
+        if isinstance(model, DeNSPotential):
+            # a private copy: converting dtype/device in place would change the caller's model
+            self.model = copy.deepcopy(model).to(device=self.device, dtype=self.dtype).eval()
+            self.metadata = {}
+            source, digest = "in-memory", None
+        else:
+            path = resolve_checkpoint(model)
+            self.model, self.metadata = load_model(path, device=self.device, dtype=self.dtype)
+            source, digest = str(path), _file_sha256(path)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.parameters.update(
+            model=source, checkpoint_sha256=digest, device=str(self.device),
+            dtype=str(self.dtype).removeprefix("torch."), dens_calc_version=__version__,
+        )
+
+    @property
+    def species(self) -> list[int]:
+        return self.model.species
+
+    @property
+    def cutoff(self) -> float:
+        return self.model.config.r_max
+
+    def _graph(self, atoms: Atoms):
+        return atoms_to_graph(atoms, self.model.config.species, self.model.config.r_max, dtype=self.dtype)
+
+    def _predict(self, atoms_list: Sequence[Atoms], want_stress: bool) -> list[dict[str, np.ndarray]]:
+        batch = collate([self._graph(a) for a in atoms_list]).to(self.device)
+        out = evaluate(self.model, batch, compute_forces=True, compute_stress=want_stress)
+        results = []
+        node_splits = batch.ptr.tolist()
+        for k, atoms in enumerate(atoms_list):
+            lo, hi = node_splits[k], node_splits[k + 1]
+            energy = float(out["energy"][k].detach())
+            res = {
+                "energy": energy,
+                "free_energy": energy,
+                "energies": out["node_energy"][lo:hi].detach().cpu().double().numpy(),
+                "forces": out["forces"][lo:hi].detach().cpu().double().numpy(),
+            }
+            if want_stress and atoms.pbc.all():
+                res["stress"] = full_3x3_to_voigt_6_stress(out["stress"][k].detach().cpu().double().numpy())
+            for key, value in res.items():
+                if not np.all(np.isfinite(value)):
+                    raise RuntimeError(f"model returned non-finite {key}; the structure may be far outside the training data")
+            results.append(res)
+        return results
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        want_stress = "stress" in properties
+        if want_stress and not self.atoms.pbc.all():
+            raise PropertyNotImplementedError(
+                "stress needs a cell that is periodic in all three directions "
+                f"(this structure has pbc={self.atoms.pbc.tolist()})"
+            )
+        # stress costs almost nothing extra, so compute it whenever the cell allows
+        self.results = self._predict([self.atoms], want_stress or self.atoms.pbc.all())[0]
+
+    def batch_evaluate(self, atoms_list: Sequence[Atoms], *, batch_size: int = 32, stress: bool | None = None) -> list[dict]:
+        """Energies, forces (and stress for 3-D periodic cells) of many structures in batched forwards.
+
+        Returns one results dict per structure (same keys and units as ``calc.results``).
+        ``stress=None`` gives stress for every 3-D periodic structure (none for the others).
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        results = []
+        for start in range(0, len(atoms_list), batch_size):
+            chunk = list(atoms_list[start : start + batch_size])
+            want = any(a.pbc.all() for a in chunk) if stress is None else stress
+            if stress and not all(a.pbc.all() for a in chunk):
+                raise PropertyNotImplementedError("stress requested for a structure that is not 3-D periodic")
+            results.extend(self._predict(chunk, want))
+        return results

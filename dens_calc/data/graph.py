@@ -1,0 +1,100 @@
+"""ASE ``Atoms`` -> torch_geometric graphs, and batching."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import chemical_symbols
+from torch_geometric.data import Batch, Data
+
+from .neighbors import neighbor_list
+
+
+def validate_atoms(atoms: Atoms, species: Sequence[int] | None = None) -> None:
+    """Raise ``ValueError`` for structures no model can evaluate meaningfully."""
+    if len(atoms) == 0:
+        raise ValueError("empty structure: Atoms has no atoms")
+    if not np.isfinite(atoms.positions).all():
+        raise ValueError("structure has non-finite (NaN/inf) positions")
+    if atoms.pbc.any():
+        if not np.isfinite(atoms.cell.array).all():
+            raise ValueError("structure has a non-finite cell")
+        lengths = atoms.cell.lengths()
+        if np.any(lengths[atoms.pbc] < 1e-6):
+            raise ValueError(f"periodic direction with zero-length cell vector: cell lengths {lengths}, pbc {atoms.pbc}")
+        if atoms.pbc.all() and abs(atoms.cell.volume) < 1e-8:
+            raise ValueError("periodic cell has zero volume")
+    if species is not None:
+        unknown = sorted(set(atoms.numbers.tolist()) - set(species))
+        if unknown:
+            names = ", ".join(chemical_symbols[z] for z in unknown)
+            known = ", ".join(chemical_symbols[z] for z in species)
+            raise ValueError(f"element(s) {names} not known to the model (model elements: {known})")
+
+
+def species_indices(numbers: np.ndarray, species: Sequence[int]) -> np.ndarray:
+    """Map atomic numbers to indices into ``species`` (assumes they were validated)."""
+    lookup = np.full(119, -1, dtype=np.int64)
+    lookup[np.asarray(species)] = np.arange(len(species))
+    return lookup[numbers]
+
+
+def atoms_to_graph(
+    atoms: Atoms,
+    species: Sequence[int],
+    r_max: float,
+    *,
+    dtype: torch.dtype = torch.get_default_dtype(),
+    labels: dict | None = None,
+) -> Data:
+    """Build one graph: positions, species indices, edges with cell shifts, cell, and labels.
+
+    ``labels`` may hold ``energy`` (float), ``forces`` [N, 3], ``stress`` [3, 3] (or Voigt 6),
+    ``fixed`` [N] bool; missing labels are left out and the graph records which are present.
+    """
+    validate_atoms(atoms, species)
+    edge_index, shifts = neighbor_list(atoms, r_max)
+    cell = np.asarray(atoms.cell.array) if atoms.pbc.any() else np.zeros((3, 3))
+    data = Data(
+        pos=torch.tensor(atoms.positions, dtype=dtype),
+        species=torch.from_numpy(species_indices(atoms.numbers, species)),
+        numbers=torch.from_numpy(atoms.numbers.astype(np.int64)),
+        edge_index=torch.from_numpy(edge_index),
+        shifts=torch.tensor(shifts, dtype=dtype),
+        cell=torch.tensor(cell, dtype=dtype).unsqueeze(0),
+        pbc=torch.tensor(atoms.pbc, dtype=torch.bool).unsqueeze(0),
+        num_nodes=len(atoms),
+    )
+    if labels:
+        _attach_labels(data, labels, len(atoms), dtype)
+    return data
+
+
+def _attach_labels(data: Data, labels: dict, n: int, dtype: torch.dtype) -> None:
+    from ase.constraints import voigt_6_to_full_3x3_stress
+
+    has = {}
+    e = labels.get("energy")
+    data.energy = torch.tensor([float(e) if e is not None else 0.0], dtype=dtype)
+    has["energy"] = e is not None
+    f = labels.get("forces")
+    data.forces = torch.tensor(f, dtype=dtype) if f is not None else torch.zeros(n, 3, dtype=dtype)
+    has["forces"] = f is not None
+    s = labels.get("stress")
+    if s is not None:
+        s = np.asarray(s, dtype=float)
+        s = voigt_6_to_full_3x3_stress(s) if s.shape == (6,) else s.reshape(3, 3)
+    data.stress = torch.tensor(s if s is not None else np.zeros((3, 3)), dtype=dtype).unsqueeze(0)
+    has["stress"] = s is not None
+    fixed = labels.get("fixed")
+    data.fixed = torch.tensor(fixed if fixed is not None else np.zeros(n, bool), dtype=torch.bool)
+    for key, present in has.items():
+        setattr(data, f"has_{key}", torch.tensor([present]))
+
+
+def collate(graphs: Sequence[Data]) -> Batch:
+    """Batch graphs into one disjoint graph (edge indices offset, ``batch`` vector added)."""
+    return Batch.from_data_list(list(graphs))

@@ -1,0 +1,182 @@
+"""Small equivariant building blocks working on the dense (N, D, C) feature layout."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .irreps import degree_of_component, degree_slices, edge_coupling_table, square_coupling_table
+
+
+class BesselBasis(nn.Module):
+    """Radial Bessel functions sin(n pi r / r_max) / r times a smooth polynomial envelope.
+
+    The envelope (DimeNet's polynomial of order ``p``) and its first derivatives vanish at
+    ``r_max``, so energies and forces go smoothly to zero as a neighbour leaves the sphere.
+    """
+
+    def __init__(self, r_max: float, num_basis: int = 8, envelope_p: int = 6):
+        super().__init__()
+        self.r_max = float(r_max)
+        self.p = int(envelope_p)
+        self.register_buffer(
+            "frequencies", math.pi * torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()) / r_max
+        )
+
+    def envelope(self, r: torch.Tensor) -> torch.Tensor:
+        x = r / self.r_max
+        p = self.p
+        env = (
+            1.0
+            - (p + 1.0) * (p + 2.0) / 2.0 * x**p
+            + p * (p + 2.0) * x ** (p + 1)
+            - p * (p + 1.0) / 2.0 * x ** (p + 2)
+        )
+        return env * (x < 1.0)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:  # r: [E] -> [E, num_basis]
+        r = r.unsqueeze(-1)
+        prefactor = math.sqrt(2.0 / self.r_max)
+        return prefactor * torch.sin(self.frequencies * r) / r * self.envelope(r)
+
+
+class EquivariantLinear(nn.Module):
+    """Channel mixing applied separately to each degree l (never mixes l, so it is equivariant).
+
+    ``bias`` adds a learnable offset to the l = 0 block only.
+    """
+
+    def __init__(self, l_max: int, c_in: int, c_out: int, bias: bool = False):
+        super().__init__()
+        self.slices = degree_slices(l_max)
+        self.weight = nn.Parameter(torch.randn(l_max + 1, c_in, c_out) / math.sqrt(c_in))
+        self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, D, C_in] -> [N, D, C_out]
+        out = torch.cat([x[:, s, :] @ self.weight[l] for l, s in enumerate(self.slices)], dim=1)
+        if self.bias is not None:
+            out = torch.cat([out[:, :1, :] + self.bias, out[:, 1:, :]], dim=1)
+        return out
+
+
+class RadialMLP(nn.Module):
+    """Maps the radial basis of each edge to per-path, per-channel tensor-product weights."""
+
+    def __init__(self, num_basis: int, hidden: int, num_out: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(num_basis, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, num_out)
+        )
+
+    def forward(self, basis: torch.Tensor) -> torch.Tensor:
+        return self.net(basis)
+
+
+class EdgeConvolution(nn.Module):
+    """Tensor product of sender features with edge spherical harmonics, radially weighted.
+
+    msg_ij[k, c] = sum_g a_g(r_ij)[c] * sum_i K_g(r_ij)[i, k] h_j[i, c], where
+    K_g = sum_paths b_g,path(r_ij) * CG_path(Y(r_ij)) is a [D, D] matrix per edge.  The
+    per-channel, per-path radial weights of a full channel-wise tensor product (NequIP/MACE
+    "uvu") are thus factorised to rank ``radial_rank``: every channel keeps its own radial
+    profile, while the per-edge tensors stay [E, D, C] wide instead of [E, paths x D, C].
+    """
+
+    def __init__(self, l_max: int, channels: int, num_basis: int, radial_hidden: int, radial_rank: int = 2):
+        super().__init__()
+        paths, cg = edge_coupling_table(l_max)
+        self.num_paths = len(paths)
+        self.channels = channels
+        self.rank = radial_rank
+        self.d = (l_max + 1) ** 2
+        self.register_buffer("cg", cg.reshape(self.d, -1).to(torch.get_default_dtype()))  # [D, P*D*D]
+        # columns of the first row of each M_p that a scalar-only input needs: paths (0, l, l)
+        scalar_paths = [p for p, (l1, l2, l3) in enumerate(paths) if l1 == 0]
+        self.register_buffer("scalar_path_of_degree", torch.tensor(scalar_paths), persistent=False)
+        self.register_buffer("degree_of_component", degree_of_component(l_max), persistent=False)
+        self.radial = RadialMLP(num_basis, radial_hidden, radial_rank * (channels + self.num_paths))
+
+    def forward(
+        self,
+        h: torch.Tensor,
+        sh: torch.Tensor,
+        basis: torch.Tensor,
+        envelope: torch.Tensor,
+        sender: torch.Tensor,
+        scalar_input: bool = False,
+    ) -> torch.Tensor:
+        e, g, c, d = sh.shape[0], self.rank, self.channels, self.d
+        radial = self.radial(basis)  # [E, G*(C+P)]
+        # the envelope multiplies the message itself, so it vanishes smoothly at r_max
+        a = (radial[:, : g * c] * envelope.unsqueeze(-1)).view(e, g, c)  # [E, G, C]
+        b = radial[:, g * c :].view(e, g, self.num_paths)  # [E, G, P]
+        if scalar_input:
+            # only l1 = 0 paths contribute: msg[e,k,c] = h_j[c] * Y[e,k] * sum_g a[e,g,c] b[e,g,path(l_k)]
+            hj = torch.index_select(h[:, 0, :], 0, sender)  # [E, C]
+            bk = b[:, :, self.scalar_path_of_degree][:, :, self.degree_of_component] * sh.unsqueeze(1)  # [E, G, D]
+            return torch.bmm(bk.transpose(1, 2), a) * hj.unsqueeze(1)  # [E, D, C]
+        hj = torch.index_select(h, 0, sender)  # [E, D, C]
+        m = (sh @ self.cg).view(e, self.num_paths, d * d)  # [E, P, D*D]
+        kernel = torch.bmm(b, m).view(e, g, d, d).transpose(2, 3).reshape(e, g * d, d)  # [E, G*D_out, D_in]
+        per_rank = torch.bmm(kernel, hj).view(e, g, d, c)  # [E, G, D, C]
+        return (per_rank * a.unsqueeze(2)).sum(dim=1)  # [E, D, C]
+
+
+class SquareProduct(nn.Module):
+    """Element-dependent channel-wise square A (x) A -> B: raises the body order per layer.
+
+    This plays the role of MACE's symmetric contraction at correlation order 2, at node cost.
+    """
+
+    def __init__(self, l_max: int, channels: int, num_species: int):
+        super().__init__()
+        paths, table = square_coupling_table(l_max)
+        self.num_paths = len(paths)
+        self.d = (l_max + 1) ** 2
+        self.register_buffer("table", table.to(torch.get_default_dtype()))
+        self.weight = nn.Parameter(torch.randn(num_species, self.num_paths, channels) / math.sqrt(self.num_paths))
+
+    def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:  # [N, D, C]
+        n, d, c = a.shape
+        outer = (a.unsqueeze(2) * a.unsqueeze(1)).reshape(n, d * d, c)  # [N, D*D, C]
+        per_path = (self.table @ outer).view(n, self.num_paths, d, c)  # [N, P, D, C]
+        return torch.einsum("npdc,npc->ndc", per_path, torch.index_select(self.weight, 0, species))
+
+
+class ForceEncoding(nn.Module):
+    """DeNS force encoding: (|f| / sqrt 3) Y^l(f/|f|) per degree, mapped 1 -> C channels.
+
+    Atoms with ``mask == False`` get exactly zero (they are given no force).  The l = 0 block
+    has a bias, as in the paper; it too is masked.
+    """
+
+    def __init__(self, l_max: int, channels: int):
+        super().__init__()
+        self.l_max = l_max
+        self.slices = degree_slices(l_max)
+        self.weight = nn.Parameter(torch.randn(l_max + 1, channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, forces: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # -> [N, D, C]
+        from e3nn import o3
+
+        norm = forces.norm(dim=-1, keepdim=True)
+        unit = forces / norm.clamp_min(1e-12)
+        sh = o3.spherical_harmonics(list(range(self.l_max + 1)), unit, normalize=False, normalization="component")
+        sh = sh * norm / math.sqrt(3.0)  # [N, D]
+        feats = torch.cat([sh[:, s, None] * self.weight[l] for l, s in enumerate(self.slices)], dim=1)
+        feats = torch.cat([feats[:, :1, :] + self.bias, feats[:, 1:, :]], dim=1)
+        return feats * mask.to(feats.dtype)[:, None, None]
+
+
+class VectorHead(nn.Module):
+    """Per-atom vector (l = 1) output from the l = 1 block of node features."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(channels) / math.sqrt(channels))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # [N, D, C] -> [N, 3]
+        return h[:, 1:4, :] @ self.weight

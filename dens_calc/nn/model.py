@@ -1,0 +1,232 @@
+"""The DeNS equivariant potential: configuration, network and energy/force/stress evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from .blocks import BesselBasis, EdgeConvolution, EquivariantLinear, ForceEncoding, SquareProduct, VectorHead
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters that, together with the weights, fully define a model.
+
+    ``species`` are atomic numbers; ``atomic_energies`` the isolated-atom energies E0 (eV) in
+    the same order.  Energies are ``E = sum_i (scale * e_i + shift) + sum_i E0[Z_i]``.
+    """
+
+    species: list[int]
+    atomic_energies: list[float]
+    r_max: float = 5.0
+    num_channels: int = 64
+    l_max: int = 2
+    num_layers: int = 2
+    num_basis: int = 8
+    envelope_p: int = 6
+    radial_hidden: int = 64
+    radial_rank: int = 2
+    readout_hidden: int = 16
+    avg_num_neighbors: float = 20.0
+    scale: float = 1.0
+    shift: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.species) != len(self.atomic_energies):
+            raise ValueError("species and atomic_energies must have the same length")
+        if len(set(self.species)) != len(self.species):
+            raise ValueError(f"duplicate species in {self.species}")
+        if not 0 <= self.l_max <= 3:
+            raise ValueError(f"l_max must be in 0..3, got {self.l_max}")
+        if self.num_layers < 1:
+            raise ValueError("num_layers must be >= 1")
+        if self.r_max <= 0:
+            raise ValueError("r_max must be positive")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+class InteractionLayer(nn.Module):
+    """One message-passing layer: convolution, aggregation, square product, residual update."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c = cfg.num_channels
+        self.linear_up = EquivariantLinear(cfg.l_max, c, c)
+        self.conv = EdgeConvolution(cfg.l_max, c, cfg.num_basis, cfg.radial_hidden, cfg.radial_rank)
+        self.product = SquareProduct(cfg.l_max, c, len(cfg.species))
+        self.linear_out = EquivariantLinear(cfg.l_max, c, c)
+        self.inv_avg_neighbors = 1.0 / cfg.avg_num_neighbors
+
+    def forward(self, h, species, sh, basis, envelope, sender, receiver, scalar_input=False):
+        msgs = self.conv(self.linear_up(h), sh, basis, envelope, sender, scalar_input)  # [E, D, C]
+        agg = torch.zeros_like(h).index_add_(0, receiver, msgs) * self.inv_avg_neighbors  # [N, D, C]
+        return h + self.linear_out(agg + self.product(agg, species))
+
+
+class DeNSPotential(nn.Module):
+    """E(3)-equivariant message-passing potential with the heads DeNS needs.
+
+    - energy: per-atom readouts of the invariant channels of every layer;
+    - ``direct_forces``: an l = 1 head (direct-force training / DeNS pre-training);
+    - ``noise``: a separate l = 1 head predicting the DeNS noise (eps / sigma);
+    - force encoding: optional input forces added to the initial embedding (DeNS only).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        c = cfg.num_channels
+        self.d = (cfg.l_max + 1) ** 2
+        self.embedding = nn.Embedding(len(cfg.species), c)
+        self.basis = BesselBasis(cfg.r_max, cfg.num_basis, cfg.envelope_p)
+        self.layers = nn.ModuleList(InteractionLayer(cfg) for _ in range(cfg.num_layers))
+        self.readouts = nn.ModuleList(nn.Linear(c, 1, bias=False) for _ in range(cfg.num_layers - 1))
+        self.final_readout = nn.Sequential(nn.Linear(c, cfg.readout_hidden), nn.SiLU(), nn.Linear(cfg.readout_hidden, 1))
+        self.force_encoding = ForceEncoding(cfg.l_max, c)
+        self.force_head = VectorHead(c)
+        self.noise_head = VectorHead(c)
+        self.register_buffer("atomic_energies", torch.tensor(cfg.atomic_energies, dtype=torch.get_default_dtype()))
+        z_to_index = torch.full((119,), -1, dtype=torch.long)
+        z_to_index[torch.tensor(cfg.species)] = torch.arange(len(cfg.species))
+        self.register_buffer("z_to_index", z_to_index, persistent=False)
+
+    @property
+    def species(self) -> list[int]:
+        return list(self.config.species)
+
+    def forward(
+        self,
+        positions: torch.Tensor,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_vectors: torch.Tensor,
+        batch: torch.Tensor,
+        num_graphs: int,
+        encoded_forces: torch.Tensor | None = None,
+        encoding_mask: torch.Tensor | None = None,
+        vector_heads: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """Energies (and optionally vector heads) for a batch of graphs.
+
+        ``species`` are indices into ``config.species``; ``edge_index[0]`` are senders j and
+        ``edge_index[1]`` receivers i, with ``edge_vectors = r_j - r_i`` (images included).
+        """
+        from e3nn import o3
+
+        sender, receiver = edge_index[0], edge_index[1]
+        lengths = edge_vectors.norm(dim=-1)  # [E]
+        sh = o3.spherical_harmonics(
+            list(range(self.config.l_max + 1)), edge_vectors, normalize=True, normalization="component"
+        )  # [E, D]
+        basis = self.basis(lengths)  # [E, B]
+        envelope = self.basis.envelope(lengths)  # [E]
+
+        n = positions.shape[0]
+        h = positions.new_zeros(n, self.d, self.config.num_channels)
+        h = torch.cat([self.embedding(species).unsqueeze(1), h[:, 1:, :]], dim=1)  # [N, D, C]
+        if encoded_forces is not None:
+            mask = encoding_mask if encoding_mask is not None else torch.ones(n, dtype=torch.bool, device=h.device)
+            h = h + self.force_encoding(encoded_forces, mask)
+
+        node_energy = positions.new_zeros(n)
+        for i, layer in enumerate(self.layers):
+            # without force encoding the first layer sees scalars only: a cheaper exact path
+            h = layer(h, species, sh, basis, envelope, sender, receiver, scalar_input=(i == 0 and encoded_forces is None))
+            head = self.readouts[i] if i < len(self.readouts) else self.final_readout
+            node_energy = node_energy + head(h[:, 0, :]).squeeze(-1)
+
+        node_energy = self.config.scale * node_energy + self.config.shift + torch.index_select(self.atomic_energies, 0, species)
+        energy = positions.new_zeros(num_graphs).index_add_(0, batch, node_energy)
+        out = {"node_energy": node_energy, "energy": energy}
+        if vector_heads:
+            out["direct_forces"] = self.force_head(h)
+            out["noise"] = self.noise_head(h)
+        return out
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def edge_vectors_from_graph(positions, cell, shifts, edge_index, batch):
+    """r_j - r_i + S @ cell for every edge, differentiable in positions and cell."""
+    sender, receiver = edge_index[0], edge_index[1]
+    offsets = torch.einsum("ek,ekl->el", shifts, cell[batch[receiver]])
+    return positions[sender] - positions[receiver] + offsets
+
+
+def evaluate(
+    model: DeNSPotential,
+    graph,
+    *,
+    compute_forces: bool = True,
+    compute_stress: bool = False,
+    training: bool = False,
+    encoded_forces: torch.Tensor | None = None,
+    encoding_mask: torch.Tensor | None = None,
+    vector_heads: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Energy, conservative forces (-dE/dr) and stress ((1/V) dE/d strain) for a batch.
+
+    ``graph`` is a torch_geometric ``Data``/``Batch`` from :mod:`dens_calc.data`.  Stress is
+    returned as [B, 3, 3] in eV/A^3 (ASE sign: positive = tensile); graphs with zero volume get
+    NaN and must not ask for it.  ``training=True`` keeps the graph for a second backward pass.
+    """
+    pos_leaf = graph.pos
+    if compute_forces and not pos_leaf.requires_grad:
+        pos_leaf = pos_leaf.detach().requires_grad_(True)
+    positions = pos_leaf
+    cell = graph.cell.view(-1, 3, 3)
+    num_graphs = cell.shape[0]
+    strain = None
+    if compute_stress:
+        # symmetric strain applied to positions and cell: its gradient is the virial
+        strain = torch.zeros(num_graphs, 3, 3, dtype=positions.dtype, device=positions.device, requires_grad=True)
+        sym = 0.5 * (strain + strain.transpose(1, 2))
+        positions = positions + torch.einsum("ni,nij->nj", positions, sym[graph.batch])
+        cell = cell + torch.bmm(cell, sym)
+    vectors = edge_vectors_from_graph(positions, cell, graph.shifts, graph.edge_index, graph.batch)
+    out = model(
+        positions,
+        graph.species,
+        graph.edge_index,
+        vectors,
+        graph.batch,
+        num_graphs,
+        encoded_forces=encoded_forces,
+        encoding_mask=encoding_mask,
+        vector_heads=vector_heads,
+    )
+    inputs = ([pos_leaf] if compute_forces else []) + ([strain] if compute_stress else [])
+    if inputs:
+        grads = torch.autograd.grad(
+            out["energy"].sum(), inputs, create_graph=training, retain_graph=training, allow_unused=True
+        )
+        grads = [g if g is not None else torch.zeros_like(x) for g, x in zip(grads, inputs)]
+        if compute_forces:
+            out["forces"] = -grads[0]
+        if compute_stress:
+            volume = torch.linalg.det(graph.cell.view(-1, 3, 3)).abs()
+            # graphs without a 3-D cell get NaN stress; callers report stress only for 3-D cells
+            volume = torch.where(volume > 0, volume, torch.full_like(volume, float("nan")))
+            out["stress"] = grads[-1] / volume[:, None, None]
+    return out
+
+
+def default_avg_neighbors(num_edges: int, num_atoms: int) -> float:
+    """Average neighbour count used to normalise message sums (never below 1)."""
+    return max(1.0, num_edges / max(1, num_atoms)) if num_atoms else 1.0
+
+
+__all__ = ["ModelConfig", "DeNSPotential", "evaluate", "edge_vectors_from_graph", "default_avg_neighbors"]
