@@ -140,9 +140,12 @@ class SquareProduct(nn.Module):
 
     def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:  # [N, D, C]
         n, d, c = a.shape
-        outer = (a.unsqueeze(2) * a.unsqueeze(1)).reshape(n, d * d, c)  # [N, D*D, C]
-        per_path = (self.table @ outer).view(n, self.num_paths, d, c)  # [N, P, D, C]
-        return torch.einsum("npdc,npc->ndc", per_path, torch.index_select(self.weight, 0, species))
+        # one large GEMM over all nodes and channels instead of N small ones
+        flat = a.permute(1, 0, 2).reshape(d, n * c)  # [D, N*C]
+        outer = (flat.unsqueeze(1) * flat.unsqueeze(0)).reshape(d * d, n * c)  # [D*D, N*C]
+        per_path = (self.table @ outer).view(self.num_paths, d, n, c)  # [P, D, N, C]
+        weights = torch.index_select(self.weight, 0, species)  # [N, P, C]
+        return (per_path * weights.permute(1, 0, 2).unsqueeze(1)).sum(0).permute(1, 0, 2)  # [N, D, C]
 
 
 class ForceEncoding(nn.Module):
