@@ -74,7 +74,7 @@ def atoms_to_graph(
 
 
 def _attach_labels(data: Data, labels: dict, n: int, dtype: torch.dtype) -> None:
-    from ase.constraints import voigt_6_to_full_3x3_stress
+    from ase.stress import voigt_6_to_full_3x3_stress
 
     has = {}
     e = labels.get("energy")

@@ -1,0 +1,172 @@
+"""Training configuration: one dataclass per concern, read from YAML, unknown keys are errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+
+from ..nn.model import ModelConfig
+
+ForcesMode = Literal["direct", "conservative"]
+Selection = Literal["structure", "batch"]
+Scheduler = Literal["cosine", "plateau"]
+
+# architecture keys a training config may set (species/E0s/normalisation come from the data)
+ARCHITECTURE_KEYS = ("r_max", "num_channels", "l_max", "num_layers", "num_basis", "envelope_p",
+                     "radial_hidden", "radial_rank", "readout_hidden")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration (unknown key, bad value)."""
+
+
+@dataclass
+class DeNSConfig:
+    """Denoising non-equilibrium structures (see ``docs``/README "Training with DeNS").
+
+    ``p``: probability that a structure (``selection="structure"``) or a whole batch
+    (``"batch"``) is a DeNS sample.  ``ratio``: per-atom probability r that an atom of a DeNS
+    sample is corrupted (atoms fixed by ``FixAtoms`` never are).  ``sigma`` (Å): noise std; with
+    ``multi_scale`` σ is drawn per structure from ``num_sigmas`` geometric values in
+    [``sigma_min``, ``sigma_max``] and the target is ε/σ_max.  ``lambda_dens``: weight of the noise
+    term, decayed linearly to 0 over training when ``lambda_decay``.  ``energy_on_noisy``: keep the
+    (clean) energy term on DeNS samples (the paper does; fairchem's eSEN variant drops it).
+    """
+
+    enabled: bool = True
+    p: float = 0.25
+    selection: Selection = "structure"
+    ratio: float = 0.25
+    sigma: float = 0.05
+    multi_scale: bool = False
+    sigma_min: float = 0.01
+    sigma_max: float = 0.5
+    num_sigmas: int = 50
+    lambda_dens: float = 5.0
+    lambda_decay: bool = False
+    force_encoding: bool = True
+    energy_on_noisy: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("dens.selection", self.selection, Selection)
+        for name in ("p", "ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"dens.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.sigma <= 0 or self.sigma_min <= 0 or self.sigma_max < self.sigma_min:
+            raise ConfigError("dens: need sigma > 0 and 0 < sigma_min <= sigma_max")
+        if self.num_sigmas < 1 or self.lambda_dens < 0:
+            raise ConfigError("dens: need num_sigmas >= 1 and lambda_dens >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training (or fine-tuning) run needs; CLI flags map to the same fields."""
+
+    train_file: str | None = None
+    valid_file: str | None = None
+    valid_fraction: float = 0.05
+    out_dir: str = "run"
+    energy_key: str | None = None
+    forces_key: str | None = None
+    stress_key: str | None = None
+    e0s: Any = "fit"  # "fit", a file of isolated atoms, or {symbol: eV}
+    model: dict = field(default_factory=lambda: {"r_max": 5.0, "num_channels": 32, "l_max": 2, "num_layers": 2})
+    forces: ForcesMode = "direct"
+    dens: DeNSConfig = field(default_factory=DeNSConfig)
+    energy_weight: float = 1.0
+    forces_weight: float = 10.0
+    stress_weight: float = 0.0
+    batch_size: int = 8
+    valid_batch_size: int = 16
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.01
+    weight_decay: float = 1e-6
+    scheduler: Scheduler = "cosine"
+    warmup_epochs: float = 1.0
+    plateau_patience: int = 10
+    plateau_factor: float = 0.5
+    ema_decay: float = 0.99
+    grad_clip: float | None = 10.0
+    max_epochs: int = 100
+    patience: int | None = 50
+    time_limit: float | None = None  # minutes
+    graph_skin: float = 0.0  # Å added to the neighbour-list cutoff so noisy atoms keep their neighbours
+    seed: int = 0
+    dtype: Literal["float32", "float64"] = "float32"
+    device: str = "auto"
+    progress: bool = True
+    # fine-tuning
+    from_model: str | None = None
+    add_elements: bool = False
+    freeze_layers: int = 0
+    refit_e0s: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dens, dict):
+            self.dens = DeNSConfig(**_checked(self.dens, DeNSConfig, "dens"))
+        _check_choice("forces", self.forces, ForcesMode)
+        _check_choice("scheduler", self.scheduler, Scheduler)
+        _check_choice("dtype", self.dtype, Literal["float32", "float64"])
+        unknown = set(self.model) - set(ARCHITECTURE_KEYS)
+        if unknown:
+            raise ConfigError(f"unknown model keys {sorted(unknown)}; allowed: {list(ARCHITECTURE_KEYS)}")
+        if not 0.0 <= self.valid_fraction < 1.0:
+            raise ConfigError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
+        if self.batch_size < 1 or self.max_epochs < 0 or self.lr <= 0:
+            raise ConfigError("need batch_size >= 1, max_epochs >= 0 and lr > 0")
+        if self.graph_skin < 0 or self.freeze_layers < 0:
+            raise ConfigError("graph_skin and freeze_layers must be >= 0")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return cls(**_checked(data, cls, "config"))
+
+    def updated(self, **overrides) -> "TrainConfig":
+        """A copy with the non-``None`` overrides applied (``dens`` may be a partial dict)."""
+        data = self.to_dict()
+        dens = overrides.pop("dens", None) or {}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        data["dens"].update({k: v for k, v in dens.items() if v is not None})
+        return TrainConfig.from_dict(data)
+
+
+def _checked(data: dict, cls, where: str) -> dict:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}")
+    return dict(data)
+
+
+def _check_choice(name: str, value, literal) -> None:
+    if value not in get_args(literal):
+        raise ConfigError(f"{name} must be one of {list(get_args(literal))}, got {value!r}")
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a YAML config; every key must be a field of :class:`TrainConfig` (``dens:`` nested)."""
+    text = Path(path).read_text()
+    data = yaml.safe_load(text) or {}
+    try:
+        return TrainConfig.from_dict(data)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def write_config(config: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def architecture(config: TrainConfig) -> dict:
+    """Architecture keys with ModelConfig defaults filled in."""
+    defaults = {f.name: f.default for f in fields(ModelConfig) if f.name in ARCHITECTURE_KEYS}
+    return {**defaults, **config.model}

@@ -1,0 +1,115 @@
+"""Training data: read and check labelled structures, split, E0s, normalisation, graphs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols
+
+from ..data import DataError, LabelKeys, atoms_to_graph, check_labels, e0s_from_isolated_atoms, fit_e0s, read_structures
+from .config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelledSet:
+    """Frames of one file with their checked labels (``source`` names the file for errors)."""
+
+    frames: list[Atoms]
+    labels: list[dict]
+    source: str
+
+    def subset(self, indices) -> "LabelledSet":
+        return LabelledSet([self.frames[i] for i in indices], [self.labels[i] for i in indices], self.source)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def needed_labels(config: TrainConfig) -> tuple[str, ...]:
+    return ("energy", "forces") + (("stress",) if config.stress_weight > 0 else ())
+
+
+def load_labelled(path: str | Path, config: TrainConfig) -> LabelledSet:
+    """Read every frame and check labels up front (raises a one-line ``DataError``)."""
+    keys = LabelKeys(config.energy_key, config.forces_key, config.stress_key)
+    frames = read_structures(path)
+    labels = check_labels(frames, path, needed_labels(config), keys)
+    return LabelledSet(frames, labels, str(path))
+
+
+def split(train: LabelledSet, fraction: float, seed: int) -> tuple[LabelledSet, LabelledSet]:
+    """Random train/validation split (at least one validation frame when fraction > 0)."""
+    n = len(train)
+    n_valid = max(1, int(round(fraction * n))) if fraction > 0 else 0
+    if n_valid >= n:
+        raise DataError(f"{train.source}: {n} frame(s) are too few for a validation fraction of {fraction}")
+    order = np.random.default_rng(seed).permutation(n)
+    return train.subset(sorted(order[n_valid:])), train.subset(sorted(order[:n_valid]))
+
+
+def check_species(data: LabelledSet, species: list[int], what: str = "the model") -> None:
+    """Every element must be known; the error names file, frame and element."""
+    allowed = set(species)
+    for idx, atoms in enumerate(data.frames):
+        unknown = sorted(set(atoms.numbers.tolist()) - allowed)
+        if unknown:
+            names = ", ".join(chemical_symbols[z] for z in unknown)
+            raise DataError(f"{data.source}, frame {idx}: element(s) {names} not in {what}")
+
+
+def species_of(*sets: LabelledSet) -> list[int]:
+    return sorted({int(z) for s in sets for atoms in s.frames for z in atoms.numbers})
+
+
+def resolve_e0s(config: TrainConfig, train: LabelledSet, species: list[int]) -> dict[int, float]:
+    """E0s from ``config.e0s``: ``"fit"`` (least squares), a file of isolated atoms, or a mapping."""
+    spec = config.e0s
+    if isinstance(spec, dict):
+        e0s = {atomic_numbers[str(k)] if not str(k).isdigit() else int(k): float(v) for k, v in spec.items()}
+        check_species(train, list(e0s), "the E0s given in the config")
+        return {z: e0s[z] for z in species}
+    if spec in (None, "fit"):
+        return fit_e0s(train.frames, [lab["energy"] for lab in train.labels], species)
+    e0s = e0s_from_isolated_atoms(spec, species)
+    check_species(train, list(e0s), f"the E0s file {spec}")
+    return e0s
+
+
+def normalisation(train: LabelledSet, e0s: dict[int, float]) -> tuple[float, float]:
+    """(scale, shift): RMS force component and mean per-atom energy after E0s."""
+    residual = [(lab["energy"] - sum(e0s[int(z)] for z in at.numbers)) / len(at) for at, lab in zip(train.frames, train.labels)]
+    shift = float(np.mean(residual))
+    forces = np.concatenate([np.asarray(lab["forces"]).ravel() for lab in train.labels])
+    scale = float(np.sqrt(np.mean(forces**2))) if forces.size else 0.0
+    if not np.isfinite(scale) or scale < 1e-6:
+        scale = float(np.std(residual)) or 1.0
+    return scale, shift
+
+
+def build_graphs(data: LabelledSet, species: list[int], cutoff: float, dtype: torch.dtype) -> list:
+    graphs = []
+    for idx, (atoms, labels) in enumerate(zip(data.frames, data.labels)):
+        try:
+            graphs.append(atoms_to_graph(atoms, species, cutoff, dtype=dtype, labels=labels))
+        except ValueError as exc:
+            raise DataError(f"{data.source}, frame {idx}: {exc}") from exc
+    return graphs
+
+
+def average_neighbors(graphs: list, r_max: float) -> float:
+    """Mean number of neighbours within ``r_max`` (graphs may carry a skin beyond it)."""
+    from ..nn.model import edge_vectors_from_graph
+
+    edges = atoms = 0
+    for g in graphs:
+        vec = edge_vectors_from_graph(g.pos, g.cell.view(-1, 3, 3), g.shifts, g.edge_index, torch.zeros(g.num_nodes, dtype=torch.long))
+        edges += int((vec.norm(dim=-1) < r_max).sum())
+        atoms += g.num_nodes
+    return max(1.0, edges / max(1, atoms))

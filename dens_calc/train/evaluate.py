@@ -1,0 +1,107 @@
+"""Model evaluation on labelled structures: MAE/RMSE tables and parity plots."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..data import LabelKeys, check_labels, read_structures
+
+log = logging.getLogger(__name__)
+
+# metric name -> (unit, factor from eV-based values)
+UNITS = {"energy_per_atom": ("meV/atom", 1000.0), "energy": ("meV", 1000.0), "forces": ("meV/Å", 1000.0),
+         "stress": ("meV/Å³", 1000.0)}
+
+
+def _errors(pred: np.ndarray, ref: np.ndarray) -> dict:
+    diff = np.asarray(pred, float) - np.asarray(ref, float)
+    return {"mae": float(np.mean(np.abs(diff))), "rmse": float(np.sqrt(np.mean(diff**2))), "count": int(diff.size)}
+
+
+def collect(frames, labels, results) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(predicted, reference) arrays per quantity, in eV-based units."""
+    pairs: dict[str, list] = {k: ([], []) for k in UNITS}
+    for atoms, lab, res in zip(frames, labels, results):
+        n = len(atoms)
+        if "energy" in lab:
+            pairs["energy"][0].append(res["energy"]), pairs["energy"][1].append(lab["energy"])
+            pairs["energy_per_atom"][0].append(res["energy"] / n), pairs["energy_per_atom"][1].append(lab["energy"] / n)
+        if "forces" in lab:
+            pairs["forces"][0].append(np.ravel(res["forces"])), pairs["forces"][1].append(np.ravel(lab["forces"]))
+        if "stress" in lab and "stress" in res:
+            from ase.stress import full_3x3_to_voigt_6_stress
+
+            ref = np.asarray(lab["stress"])
+            ref = full_3x3_to_voigt_6_stress(ref) if ref.shape == (3, 3) else ref
+            pairs["stress"][0].append(np.ravel(res["stress"])), pairs["stress"][1].append(np.ravel(ref))
+    return {k: (np.hstack(p), np.hstack(r)) for k, (p, r) in pairs.items() if p}
+
+
+def metrics(pairs: dict) -> dict:
+    """MAE/RMSE per quantity in the units of :data:`UNITS` (meV-based)."""
+    out = {}
+    for name, (pred, ref) in pairs.items():
+        unit, factor = UNITS[name]
+        err = _errors(pred * factor, ref * factor)
+        out[name] = {**err, "unit": unit}
+    return out
+
+
+def evaluate_file(model, path: str | Path, *, keys: LabelKeys | None = None, batch_size: int = 16,
+                  device: str = "auto", dtype: str = "float64", plot_dir: str | Path | None = None) -> dict:
+    """Metrics of ``model`` (checkpoint path, bundled name or built model) on the structures in ``path``.
+
+    Forces are the model's conservative forces (-dE/dr), as the ASE calculator gives them.
+    """
+    from ..calculators import DeNSCalculator
+
+    frames = read_structures(path)
+    labels = check_labels(frames, path, ("energy",), keys)
+    calc = DeNSCalculator(model, device=device, dtype=dtype)
+    results = calc.batch_evaluate(frames, batch_size=batch_size)
+    pairs = collect(frames, labels, results)
+    out = {"file": str(path), "structures": len(frames), "atoms": int(sum(len(a) for a in frames)),
+           "metrics": metrics(pairs)}
+    if plot_dir is not None:
+        out["plots"] = [str(p) for p in parity_plots(pairs, plot_dir)]
+    return out
+
+
+def parity_plots(pairs: dict, out_dir: str | Path) -> list[Path]:
+    """One parity PNG per quantity (predicted vs reference)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, (pred, ref) in pairs.items():
+        unit, factor = UNITS[name]
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.scatter(ref, pred, s=4, alpha=0.6)
+        lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        mae = factor * float(np.mean(np.abs(pred - ref)))
+        base_unit = unit.removeprefix("m")
+        ax.set(xlabel=f"reference {name} ({base_unit})", ylabel=f"predicted {name} ({base_unit})",
+               title=f"{name}: MAE {mae:.3g} {unit}")
+        fig.tight_layout()
+        path = out_dir / f"parity_{name}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def format_table(result: dict) -> str:
+    """A plain-text table of MAE and RMSE."""
+    lines = [f"{result['file']}: {result['structures']} structures, {result['atoms']} atoms",
+             f"{'quantity':<18}{'MAE':>12}{'RMSE':>12}  unit"]
+    for name, m in result["metrics"].items():
+        lines.append(f"{name:<18}{m['mae']:>12.4f}{m['rmse']:>12.4f}  {m['unit']}")
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""Fine-tuning helpers: new elements, E0 refit on the new data's reference, frozen layers."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from ..data import atoms_to_graph, collate, fit_e0s
+from ..nn.model import DeNSPotential, ModelConfig, evaluate
+
+log = logging.getLogger(__name__)
+
+
+def extend_species(model: DeNSPotential, new: list[int]) -> DeNSPotential:
+    """A copy of ``model`` that also knows ``new`` elements.
+
+    Species-indexed weights (embedding rows, per-element product weights) of the new elements
+    start as the mean over the existing elements; everything else is copied unchanged.
+    """
+    old_n = len(model.config.species)
+    data = model.config.to_dict()
+    mean_e0 = float(np.mean(data["atomic_energies"]))
+    data["species"] = list(data["species"]) + list(new)
+    data["atomic_energies"] = list(data["atomic_energies"]) + [mean_e0] * len(new)
+    dtype = next(model.parameters()).dtype
+    bigger = DeNSPotential(ModelConfig.from_dict(data)).to(dtype)
+    state = bigger.state_dict()
+    for key, old in model.state_dict().items():
+        target = state[key]
+        if old.shape == target.shape:
+            state[key] = old.clone()
+            continue
+        dims = [d for d in range(old.dim()) if old.shape[d] != target.shape[d]]
+        if len(dims) != 1 or old.shape[dims[0]] != old_n:
+            raise ValueError(f"cannot extend weight {key} from {tuple(old.shape)} to {tuple(target.shape)}")
+        d = dims[0]
+        fill = old.mean(dim=d, keepdim=True).expand_as(target.narrow(d, old_n, len(new)))
+        state[key] = torch.cat([old, fill], dim=d)
+    bigger.load_state_dict(state)
+    log.info("added element(s) %s to the model", new)
+    return bigger
+
+
+def refit_e0s(model: DeNSPotential, train, batch_size: int = 16) -> None:
+    """Refit the E0s so that the model's interaction energy plus E0s matches the new labels.
+
+    Different DFT codes and settings differ by per-element constants; this absorbs them without
+    touching the learned interactions.
+    """
+    cfg = model.config
+    saved = model.atomic_energies.clone()
+    model.atomic_energies.zero_()
+    interaction = []
+    for start in range(0, len(train.frames), batch_size):
+        chunk = train.frames[start : start + batch_size]
+        batch = collate([atoms_to_graph(a, cfg.species, cfg.r_max, dtype=saved.dtype) for a in chunk])
+        with torch.no_grad():
+            out = evaluate(model, batch, compute_forces=False)
+        interaction.extend(out["energy"].double().tolist())
+    residual = [lab["energy"] - e for lab, e in zip(train.labels, interaction)]
+    present = sorted({int(z) for a in train.frames for z in a.numbers})
+    fitted = fit_e0s(train.frames, residual, present)
+    e0s = {z: float(saved[k]) for k, z in enumerate(cfg.species)} | fitted
+    cfg.atomic_energies = [e0s[z] for z in cfg.species]
+    model.atomic_energies.copy_(torch.tensor(cfg.atomic_energies, dtype=saved.dtype))
+    log.info("refitted E0s on the new data: %s", fitted)
+
+
+def freeze_layers(model: DeNSPotential, count: int) -> None:
+    """Freeze the embedding and the first ``count`` interaction layers (0: train everything)."""
+    if count <= 0:
+        return
+    if count > len(model.layers):
+        raise ValueError(f"cannot freeze {count} layers: the model has {len(model.layers)}")
+    modules = [model.embedding, *model.layers[:count], *model.readouts[:count]]
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(False)
+    log.info("froze the embedding and the first %d interaction layer(s)", count)

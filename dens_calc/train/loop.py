@@ -1,0 +1,296 @@
+"""``train(config) -> TrainResult``: the DeNS training loop, built from small steps.
+
+Per epoch: shuffled batches (an explicit generator), DeNS loss, AdamW step with gradient
+clipping, EMA update; then validation with the EMA weights, an atomic ``last.pt`` (full resume
+state) and, on improvement, ``best.pt`` and the model directory ``model.pt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import atomic_torch_save, read_checkpoint, save_model
+from ..data import collate
+from . import distributed as ddp
+from .config import TrainConfig, write_config
+from .dens import lambda_dens_at
+from .loss import LossWeights, loss_terms, predict, training_loss
+from .setup import Prepared, prepare
+from .state import EMA, LRSchedule, rng_state, set_rng_state
+
+log = logging.getLogger(__name__)
+LAST, BEST = "last.pt", "best.pt"
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    epochs: int
+    best_epoch: int
+    best_valid: dict
+    stopped: str
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def model_path(self) -> Path:
+        return self.out_dir / "model.pt"
+
+
+@dataclass
+class Run:
+    """Mutable state of a run (everything ``last.pt`` stores)."""
+
+    config: TrainConfig
+    prep: Prepared
+    model: torch.nn.Module
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    generators: dict
+    rank: int = 0
+    world: int = 1
+    epoch: int = 0
+    best_loss: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def steps_per_epoch(num_train: int, config: TrainConfig, world: int) -> int:
+    per_rank = num_train // world if world > 1 else num_train
+    return max(1, math.ceil(per_rank / config.batch_size))
+
+
+def build_run(config: TrainConfig, *, resume: str | Path | None = None) -> Run:
+    from ..calculators.dens import resolve_device
+
+    device = resolve_device(config.device)
+    rank, world = ddp.setup(device)
+    prep = prepare(config, device=device, resume=resume)
+    model = prep.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    n_steps = steps_per_epoch(len(prep.train_graphs), config, world)
+    schedule = LRSchedule(
+        optimizer, base_lr=config.lr, warmup_steps=int(round(config.warmup_epochs * n_steps)),
+        total_steps=config.max_epochs * n_steps, kind=config.scheduler, min_ratio=config.min_lr_ratio,
+        plateau_patience=config.plateau_patience, plateau_factor=config.plateau_factor,
+    )
+    generators = {"shuffle": torch.Generator().manual_seed(config.seed),
+                  "dens": torch.Generator().manual_seed(config.seed + 1000 * (rank + 1))}
+    run = Run(config, prep, model, EMA(model, config.ema_decay), optimizer, schedule, generators, rank, world)
+    if resume is not None:
+        restore(run, Path(resume) / LAST)
+    return run
+
+
+def restore(run: Run, path: Path) -> None:
+    """Load the resume state written by :func:`save_last`."""
+    state = read_checkpoint(path)["train_state"]
+    run.model.load_state_dict(state["raw_model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.schedule.load_state_dict(state["schedule"])
+    run.ema.load_state_dict(state["ema"])
+    set_rng_state(run.generators, state["rng"])
+    run.epoch, run.best_loss, run.best_epoch = int(state["epoch"]), float(state["best_loss"]), int(state["best_epoch"])
+    run.bad_epochs, run.history, run.elapsed_s = int(state["bad_epochs"]), list(state["history"]), float(state["elapsed_s"])
+    log.info("resumed from %s at epoch %d", path, run.epoch)
+
+
+def train_epoch(run: Run, deadline: float | None) -> tuple[dict, bool]:
+    """One pass over this rank's shard; returns mean loss parts and whether time ran out."""
+    from tqdm.auto import tqdm
+
+    cfg, model = run.config, run.model
+    graphs = run.prep.train_graphs
+    order = torch.randperm(len(graphs), generator=run.generators["shuffle"]).tolist()
+    order = ddp.shard(order, run.rank, run.world)
+    batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    total_steps = max(1, run.schedule.total_steps)
+    sums: dict[str, float] = {}
+    model.train()
+    bar = tqdm(batches, desc=f"epoch {run.epoch + 1}/{cfg.max_epochs}", leave=False,
+               disable=not (cfg.progress and run.main))
+    timed_out = False
+    for idx in bar:
+        batch = collate([graphs[i] for i in idx]).to(run.prep.device)
+        lam = lambda_dens_at(cfg.dens, run.schedule.step_count / total_steps)
+        loss, parts = training_loss(model, batch, cfg, generator=run.generators["dens"], lambda_dens=lam)
+        optimizer_step(run, loss)
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v
+        bar.set_postfix(loss=f"{parts['total']:.4g}", lr=f"{run.schedule.lr:.2e}")
+        if ddp.any_flag(deadline is not None and time.monotonic() > deadline):
+            timed_out = True
+            break
+    mean = {k: v / max(1, len(batches)) for k, v in sums.items()}
+    mean["lambda_dens"] = lambda_dens_at(cfg.dens, run.schedule.step_count / total_steps)
+    return mean, timed_out
+
+
+def optimizer_step(run: Run, loss: torch.Tensor) -> None:
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for p in run.model.parameters() if p.requires_grad]
+    ddp.average_gradients(params)
+    if run.config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, run.config.grad_clip)
+    run.optimizer.step()
+    run.schedule.step()
+    run.ema.update(run.model)
+
+
+def validate(run: Run) -> dict:
+    """Validation with the EMA weights and no DeNS: loss, E MAE (meV/atom), F MAE/RMSE (meV/Å)."""
+    cfg, model = run.config, run.ema.model
+    graphs = ddp.shard(list(range(len(run.prep.valid_graphs))), run.rank, run.world) if run.world > 1 else range(len(run.prep.valid_graphs))
+    graphs = [run.prep.valid_graphs[i] for i in graphs]
+    acc = torch.zeros(6, dtype=torch.float64)  # loss*B, |dE|/N sum, B, |dF| sum, dF^2 sum, F components
+    weights = LossWeights.from_config(cfg, 0.0)
+    need_grad = cfg.forces == "conservative" or cfg.stress_weight > 0
+    for start in range(0, len(graphs), cfg.valid_batch_size):
+        batch = collate(graphs[start : start + cfg.valid_batch_size]).to(run.prep.device)
+        with torch.set_grad_enabled(need_grad):
+            pred = predict(model, batch, cfg, None, training=False)
+            terms = loss_terms(pred, batch, weights, scale=float(model.config.scale))
+        n_atoms = torch.bincount(batch.batch, minlength=batch.num_graphs)
+        d_e = ((pred["energy"] - batch.energy).abs() / n_atoms).detach().double().cpu()
+        d_f = (pred["forces"] - batch.forces).detach().double().cpu()
+        acc += torch.tensor([float(terms["total"]) * batch.num_graphs, d_e.sum(), batch.num_graphs,
+                             d_f.abs().sum(), (d_f**2).sum(), d_f.numel()], dtype=torch.float64)
+    acc = ddp.sum_tensor(acc)
+    b, m = max(acc[2].item(), 1.0), max(acc[5].item(), 1.0)
+    return {"loss": acc[0].item() / b, "e_mae_meV_atom": 1000 * acc[1].item() / b,
+            "f_mae_meV_A": 1000 * acc[3].item() / m, "f_rmse_meV_A": 1000 * math.sqrt(acc[4].item() / m)}
+
+
+def model_metadata(run: Run, valid: dict | None) -> dict:
+    cfg = run.config
+    return {"forces": cfg.forces, "epoch": run.epoch, "valid": valid or {}, "trained_with": "dens-calc train",
+            "dens": cfg.dens.__dict__ if cfg.dens.enabled else "off", "train_file": cfg.train_file,
+            "finetuned_from": cfg.from_model}
+
+
+def save_last(run: Run, out: Path) -> None:
+    state = {
+        "epoch": run.epoch, "raw_model": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+        "optimizer": run.optimizer.state_dict(), "schedule": run.schedule.state_dict(), "ema": run.ema.state_dict(),
+        "rng": rng_state(run.generators), "best_loss": run.best_loss, "best_epoch": run.best_epoch,
+        "bad_epochs": run.bad_epochs, "history": run.history, "elapsed_s": run.elapsed_s,
+    }
+    last_valid = run.history[-1] if run.history else None
+    save_model(run.ema.model, out / LAST, metadata=model_metadata(run, last_valid),
+               extra={"train_state": state, "train_config": run.config.to_dict()})
+
+
+def save_best(run: Run, out: Path, valid: dict) -> None:
+    save_model(run.ema.model, out / BEST, metadata=model_metadata(run, valid))
+    save_model(run.ema.model, out, metadata=model_metadata(run, valid))
+
+
+def write_csv(history: list[dict], path: Path) -> None:
+    if not history:
+        return
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
+
+
+def end_epoch(run: Run, out: Path, parts: dict, valid: dict, seconds: float) -> None:
+    """Bookkeeping after a full epoch: history, best model, early stopping counter, checkpoints."""
+    run.epoch += 1
+    improved = valid["loss"] < run.best_loss
+    if improved:
+        run.best_loss, run.best_epoch, run.bad_epochs = valid["loss"], run.epoch, 0
+    else:
+        run.bad_epochs += 1
+    run.schedule.epoch_end(valid["loss"])
+    row = {"epoch": run.epoch, "lr": run.schedule.lr, **{f"train_{k}": v for k, v in parts.items()},
+           **{f"valid_{k}": v for k, v in valid.items()}, "time_s": round(seconds, 3)}
+    run.history.append(row)
+    if run.main:
+        if improved:
+            save_best(run, out, valid)
+        save_last(run, out)
+        write_csv(run.history, out / "metrics.csv")
+        log.info("epoch %d: train loss %.4g, valid loss %.4g, E MAE %.2f meV/atom, F MAE %.2f meV/Å%s",
+                 run.epoch, parts.get("total", float("nan")), valid["loss"], valid["e_mae_meV_atom"],
+                 valid["f_mae_meV_A"], " (best)" if improved else "")
+
+
+def stop_reason(run: Run, deadline: float | None, last_epoch_s: float, stop_at: int) -> str | None:
+    cfg = run.config
+    if run.epoch >= cfg.max_epochs:
+        return "max_epochs"
+    if run.epoch >= stop_at:
+        return "stop_after"
+    if cfg.patience is not None and run.bad_epochs >= cfg.patience:
+        return "early_stopping"
+    if ddp.any_flag(deadline is not None and time.monotonic() + last_epoch_s > deadline):
+        return "time_limit"
+    return None
+
+
+def train(config: TrainConfig, *, resume: str | Path | None = None, stop_after: int | None = None) -> TrainResult:
+    """Train (or fine-tune, when ``config.from_model`` is set) and return where the model went.
+
+    ``resume``: an output directory with ``last.pt``; training continues exactly where it
+    stopped.  ``stop_after``: stop after this many epochs in this call (the schedule still
+    spans ``config.max_epochs``).
+    """
+    run = build_run(config, resume=resume)
+    out = Path(config.out_dir)
+    if run.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_config(config, out / "config.yaml")
+    start = time.monotonic()
+    deadline = start + 60.0 * config.time_limit if config.time_limit else None
+    stop_at = run.epoch + stop_after if stop_after is not None else math.inf
+    last_epoch_s, stopped = 0.0, None
+    while (stopped := stop_reason(run, deadline, last_epoch_s, stop_at)) is None:
+        t0 = time.monotonic()
+        parts, timed_out = train_epoch(run, deadline)
+        if timed_out:
+            stopped = "time_limit"
+            break
+        valid = validate(run)
+        last_epoch_s = time.monotonic() - t0
+        run.elapsed_s += last_epoch_s
+        end_epoch(run, out, parts, valid, last_epoch_s)
+    finish(run, out, stopped)
+    best = next((h for h in run.history if h["epoch"] == run.best_epoch), {})
+    return TrainResult(out, run.epoch, run.best_epoch, best, stopped, run.history)
+
+
+def finish(run: Run, out: Path, stopped: str) -> None:
+    """Make sure a usable model exists even if no epoch completed; log why training stopped."""
+    if run.main and not (out / "model.pt").exists():
+        save_model(run.ema.model, out, metadata={**model_metadata(run, None), "incomplete": True})
+    if run.main:
+        log.info("training stopped (%s) after %d epoch(s); best epoch %d; model in %s",
+                 stopped, run.epoch, run.best_epoch, out / "model.pt")
+    ddp.teardown()
+
+
+def load_resume_config(resume: str | Path) -> TrainConfig:
+    """The configuration a run in ``resume`` was started with (from its ``last.pt``)."""
+    return TrainConfig.from_dict(read_checkpoint(Path(resume) / LAST)["train_config"])
+
+
+__all__ = ["train", "TrainResult", "load_resume_config", "atomic_torch_save"]

@@ -1,0 +1,98 @@
+"""Training state that must survive a restart: EMA weights, LR schedule, RNG streams."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+
+class EMA:
+    """Exponential moving average of parameters and buffers (used for validation and saving)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = float(decay)
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.num_updates = 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.num_updates += 1
+        decay = min(self.decay, (1.0 + self.num_updates) / (10.0 + self.num_updates))
+        for ema_p, p in zip(self.model.parameters(), model.parameters()):
+            ema_p.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+        for ema_b, b in zip(self.model.buffers(), model.buffers()):
+            ema_b.copy_(b)
+
+    def state_dict(self) -> dict:
+        return {"num_updates": self.num_updates, "weights": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.num_updates = int(state["num_updates"])
+        self.model.load_state_dict(state["weights"])
+
+
+class LRSchedule:
+    """Linear warm-up, then cosine decay to ``min_ratio`` (per step) or reduce-on-plateau (per epoch)."""
+
+    def __init__(self, optimizer, *, base_lr: float, warmup_steps: int, total_steps: int, kind: str = "cosine",
+                 min_ratio: float = 0.01, plateau_patience: int = 10, plateau_factor: float = 0.5):
+        self.optimizer = optimizer
+        self.base_lr, self.kind, self.min_ratio = base_lr, kind, min_ratio
+        self.warmup_steps, self.total_steps = max(0, warmup_steps), max(1, total_steps)
+        self.plateau_patience, self.plateau_factor = plateau_patience, plateau_factor
+        self.step_count, self.plateau_scale, self.best, self.bad_epochs = 0, 1.0, math.inf, 0
+        self._apply()
+
+    def factor(self) -> float:
+        warm = min(1.0, (self.step_count + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.kind == "plateau":
+            return warm * self.plateau_scale
+        progress = min(1.0, self.step_count / self.total_steps)
+        return warm * (self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def _apply(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.base_lr * self.factor()
+
+    def step(self) -> None:
+        self.step_count += 1
+        self._apply()
+
+    def epoch_end(self, valid_loss: float) -> None:
+        if self.kind != "plateau":
+            return
+        if valid_loss < self.best:
+            self.best, self.bad_epochs = valid_loss, 0
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs > self.plateau_patience:
+                self.plateau_scale *= self.plateau_factor
+                self.bad_epochs = 0
+        self._apply()
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def state_dict(self) -> dict:
+        return {"step_count": self.step_count, "plateau_scale": self.plateau_scale, "best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count, self.plateau_scale = int(state["step_count"]), float(state["plateau_scale"])
+        self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])
+        self._apply()
+
+
+def rng_state(generators: dict[str, torch.Generator]) -> dict:
+    """RNG states as uint8 tensors (loadable with ``weights_only=True``)."""
+    return {"torch": torch.get_rng_state(), **{k: g.get_state() for k, g in generators.items()}}
+
+
+def set_rng_state(generators: dict[str, torch.Generator], state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    for k, g in generators.items():
+        g.set_state(state[k])
