@@ -1,0 +1,158 @@
+"""Shared helpers: reading structures, choosing and loading a model, units, errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+from ase.io import read
+
+logger = logging.getLogger(__name__)
+
+#: Units of every quantity we write; stored as ``atoms.info["dens_units"]`` in outputs.
+UNITS = {
+    "energy": "eV",
+    "forces": "eV/Ang",
+    "stress": "eV/Ang^3",
+    "time": "ps",
+    "temperature": "K",
+    "pressure": "GPa",
+    "volume": "Ang^3",
+    "frequency": "THz",
+}
+
+
+class SimulationError(RuntimeError):
+    """A simulation that cannot start or had to stop; the message says why (one line)."""
+
+
+class StructureError(ValueError):
+    """A structure file that is missing, unreadable or empty."""
+
+
+class ModelSelectionError(ValueError):
+    """No model given and none of the bundled models covers the structure's elements."""
+
+
+def read_structure(path: str | Path, *, index: int | str = -1) -> Atoms | list[Atoms]:
+    """Read a structure file with ``ase.io.read`` and turn every failure into a one-line error.
+
+    Parameters
+    ----------
+    path
+        Any file that ``ase.io.read`` understands (CIF, POSCAR, extxyz, ASE trajectory, ...).
+    index
+        Frame(s) to read: ``-1`` (last frame, default) or ``":"`` for every frame (a list).
+
+    Raises
+    ------
+    StructureError
+        If the file is missing, cannot be parsed or holds no atoms.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StructureError(f"structure file '{path}' not found")
+    try:
+        frames = read(path, index=index)
+    except Exception as exc:  # ase.io raises many unrelated types for bad files; re-raised with context
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StructureError(f"cannot read '{path}' as a structure file: {reason}") from exc
+    as_list = frames if isinstance(frames, list) else [frames]
+    if not as_list or any(len(atoms) == 0 for atoms in as_list):
+        raise StructureError(f"'{path}' holds no atoms")
+    return frames
+
+
+def elements_of(structures: Atoms | Iterable[Atoms]) -> set[int]:
+    """Atomic numbers present in one structure or a list of structures."""
+    if isinstance(structures, Atoms):
+        structures = [structures]
+    return {int(z) for atoms in structures for z in np.unique(atoms.numbers)}
+
+
+def _symbols(numbers: Iterable[int]) -> str:
+    return ", ".join(chemical_symbols[z] for z in sorted(numbers))
+
+
+def bundled_model_species() -> dict[str, list[int]]:
+    """Name -> atomic numbers covered, for every bundled model."""
+    from ..models import bundled_model_info, bundled_models
+
+    return {name: list(bundled_model_info(name).get("model_config", {}).get("species", [])) for name in bundled_models()}
+
+
+def select_model(structures: Atoms | Iterable[Atoms], model: str | Path | None = None) -> str | Path:
+    """The model to use: ``model`` if given, else the first bundled model covering every element.
+
+    Raises
+    ------
+    ModelSelectionError
+        If ``model`` is None and no bundled model covers the elements (the message lists the
+        bundled models and their elements).
+    """
+    if model is not None:
+        return model
+    needed = elements_of(structures)
+    available = bundled_model_species()
+    for name, species in available.items():
+        if needed <= set(species):
+            logger.info("using bundled model '%s' (elements %s)", name, _symbols(species))
+            return name
+    if not available:
+        raise ModelSelectionError("no model given and no bundled models are installed; pass --model PATH")
+    listing = "; ".join(f"{name} ({_symbols(species)})" for name, species in available.items())
+    raise ModelSelectionError(
+        f"no model given and no bundled model covers all of {_symbols(needed)}; bundled models: {listing}"
+    )
+
+
+def check_elements(structures: Atoms | Iterable[Atoms], calc) -> None:
+    """Raise ``ValueError`` naming the elements of ``structures`` that the model does not know."""
+    missing = elements_of(structures) - set(calc.species)
+    if missing:
+        raise ValueError(f"element(s) {_symbols(missing)} unknown to the model (it knows {_symbols(calc.species)})")
+
+
+def load_calculator(structures: Atoms | Iterable[Atoms], *, model=None, device: str = "auto", dtype: str = "float32"):
+    """Choose (:func:`select_model`), load and check a :class:`~dens_calc.DeNSCalculator` for ``structures``."""
+    from ..calculators import DeNSCalculator
+
+    calc = DeNSCalculator(select_model(structures, model), device=device, dtype=dtype)
+    check_elements(structures, calc)
+    return calc
+
+
+def model_summary(calc) -> dict:
+    """What identifies the model in a summary: source, checkpoint hash, device, dtype, elements, cutoff."""
+    info = {k: calc.parameters.get(k) for k in ("model", "checkpoint_sha256", "device", "dtype")}
+    info.update(elements=[chemical_symbols[z] for z in calc.species], cutoff_Ang=float(calc.cutoff))
+    return info
+
+
+def results_frame(atoms: Atoms, results: dict, info: dict | None = None) -> Atoms:
+    """A copy of ``atoms`` that carries energy/forces/stress as ASE calculator results.
+
+    The copy is what we write to extxyz trajectories: ``ase.io.read`` gives it back with a
+    ``SinglePointCalculator``.  ``info`` entries are added to ``atoms.info``.
+    """
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frame = atoms.copy()
+    frame.info.update(info or {})
+    keep = {k: results[k] for k in ("energy", "free_energy", "forces", "stress") if k in results}
+    frame.calc = SinglePointCalculator(frame, **keep)
+    return frame
+
+
+def make_supercell(atoms: Atoms, supercell: Iterable[int] | None) -> Atoms:
+    """``atoms`` repeated by three positive integers (a copy; ``None`` keeps it as is)."""
+    if supercell is None:
+        return atoms.copy()
+    reps = tuple(int(n) for n in supercell)
+    if len(reps) != 3 or min(reps) < 1:
+        raise ValueError(f"supercell must be three positive integers, got {reps}")
+    return atoms.repeat(reps)

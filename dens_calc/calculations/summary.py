@@ -1,0 +1,69 @@
+"""Run summaries: a YAML file with inputs, versions, model, timings and results."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+
+def versions() -> dict[str, str]:
+    """Versions of dens-calc and the libraries whose numbers end up in the results."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for dist in ("dens-calc", "torch", "e3nn", "ase", "phonopy", "numpy"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def to_plain(value: Any) -> Any:
+    """Convert numpy scalars/arrays, paths and tuples into plain YAML-safe Python types."""
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_summary(path: str | Path, *, task: str, inputs: dict, model: dict, timings: dict, results: dict) -> Path:
+    """Write ``summary.yaml``-style provenance for one run and return its path.
+
+    Parameters
+    ----------
+    path
+        The YAML file to write (replaced atomically).
+    task
+        ``"md"``, ``"relax"``, ``"phonons"`` or ``"singlepoint"``.
+    inputs, model, timings, results
+        Plain dicts (numpy values are converted); timings in seconds.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "task": task,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "inputs": inputs,
+        "model": model,
+        "timings_s": timings,
+        "results": results,
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(to_plain(doc), sort_keys=False))
+    os.replace(tmp, path)
+    return path
