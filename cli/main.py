@@ -9,3 +9,9 @@ from dens_calc import __version__
 @click.version_option(__version__, prog_name="dens-calc")
 def main():
     """Train DeNS equivariant potentials and run MD, relaxations and phonons with them."""
+
+from cli.train import eval_cmd, finetune_cmd, train_cmd  # noqa: E402
+
+main.add_command(train_cmd)
+main.add_command(finetune_cmd)
+main.add_command(eval_cmd)
