@@ -24,9 +24,14 @@ class LabelledSet:
     frames: list[Atoms]
     labels: list[dict]
     source: str
+    index: list[int] | None = None  # frame numbers in the file (after a split)
+
+    def frame_number(self, k: int) -> int:
+        return self.index[k] if self.index is not None else k
 
     def subset(self, indices) -> "LabelledSet":
-        return LabelledSet([self.frames[i] for i in indices], [self.labels[i] for i in indices], self.source)
+        return LabelledSet([self.frames[i] for i in indices], [self.labels[i] for i in indices], self.source,
+                           [self.frame_number(i) for i in indices])
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -61,7 +66,7 @@ def check_species(data: LabelledSet, species: list[int], what: str = "the model"
         unknown = sorted(set(atoms.numbers.tolist()) - allowed)
         if unknown:
             names = ", ".join(chemical_symbols[z] for z in unknown)
-            raise DataError(f"{data.source}, frame {idx}: element(s) {names} not in {what}")
+            raise DataError(f"{data.source}, frame {data.frame_number(idx)}: element(s) {names} not in {what}")
 
 
 def species_of(*sets: LabelledSet) -> list[int]:
@@ -99,7 +104,7 @@ def build_graphs(data: LabelledSet, species: list[int], cutoff: float, dtype: to
         try:
             graphs.append(atoms_to_graph(atoms, species, cutoff, dtype=dtype, labels=labels))
         except ValueError as exc:
-            raise DataError(f"{data.source}, frame {idx}: {exc}") from exc
+            raise DataError(f"{data.source}, frame {data.frame_number(idx)}: {exc}") from exc
     return graphs
 
 

@@ -168,7 +168,7 @@ def validate(run: Run) -> dict:
         n_atoms = torch.bincount(batch.batch, minlength=batch.num_graphs)
         d_e = ((pred["energy"] - batch.energy).abs() / n_atoms).detach().double().cpu()
         d_f = (pred["forces"] - batch.forces).detach().double().cpu()
-        acc += torch.tensor([float(terms["total"]) * batch.num_graphs, d_e.sum(), batch.num_graphs,
+        acc += torch.tensor([float(terms["total"].detach()) * batch.num_graphs, d_e.sum(), batch.num_graphs,
                              d_f.abs().sum(), (d_f**2).sum(), d_f.numel()], dtype=torch.float64)
     acc = ddp.sum_tensor(acc)
     b, m = max(acc[2].item(), 1.0), max(acc[5].item(), 1.0)
