@@ -116,6 +116,9 @@ def setup_logging(out_dir: str | None) -> None:
         console = logging.StreamHandler()
         console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         logger.addHandler(console)
+    for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+        logger.removeHandler(old)
+        old.close()
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(Path(out_dir) / "train.log")

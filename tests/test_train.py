@@ -163,8 +163,6 @@ def test_finetune_refits_e0s_and_rejects_new_elements(tmp_path, trained):
 def test_torchrun_two_processes(tmp_path, data):
     pytest.importorskip("torch.distributed.run")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-           "-m", "cli.main"]
     script = tmp_path / "launch.py"
     script.write_text("from cli.main import main\nmain()\n")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533", str(script),
