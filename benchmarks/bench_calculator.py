@@ -5,7 +5,8 @@ Systems are the peers' (``../shared/peers/bench_peers.py``: aspirin 21 atoms, fc
 256 atoms a = 3.61 Å, diamond Si 3x3x3 216 atoms a = 5.431 Å, 0.02 Å rattle), built by the
 peer script's own ``build_atoms`` so both sides time identical structures.
 
-Each (dtype, system) runs in its own child process (peak RSS belongs to that case) with
+Each (dtype, system) runs in its own child process (peak RSS belongs to that case), ours
+then the peer's right after it on the same case, with
 2 threads.  Reported: median ms per ``calc.calculate(atoms, [energy, forces, stress])``
 after warm-up (stress only for the periodic cells; MACE's calculator always computes it),
 the median ms of building the graph (neighbour list + tensors) and its fraction of a call,
@@ -91,38 +92,47 @@ def child(args) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def run_children(args) -> list[dict]:
-    results = []
+def run_ours(args, dtype: str, system: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    for dtype in args.dtypes:
-        for system in args.systems:
-            cmd = [sys.executable, __file__, "--child", "--system", system, "--dtype", dtype,
-                   "--calls", str(args.calls), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-            if proc.returncode != 0 or not lines:
-                sys.exit(f"our benchmark failed for {dtype} {system}:\n{proc.stderr[-2000:]}")
-            results.append(json.loads(lines[0][len("RESULT "):]))
-            r = results[-1]
-            print(f"dens-calc {dtype:7s} {system:7s} calc {r['calc_ms']:8.1f} ms  graph {r['graph_ms']:6.2f} ms", flush=True)
-    return results
+    cmd = [sys.executable, __file__, "--child", "--system", system, "--dtype", dtype,
+           "--calls", str(args.calls), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.exit(f"our benchmark failed for {dtype} {system}:\n{proc.stderr[-2000:]}")
+    return json.loads(lines[0][len("RESULT "):])
 
 
-def run_peer(args) -> dict:
+def run_peer(args, dtype: str, system: str) -> dict | None:
+    """MACE-MP-small-sized model on the same case, right after ours (same machine state)."""
     if args.no_peer or not Path(args.peer_python).exists():
-        print(f"(peer skipped: {args.peer_python} missing; run ../shared/peers/setup.sh)" if not args.no_peer else "")
-        return {}
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "peer.json"
-        cmd = [args.peer_python, str(PEER_SCRIPT), "--sizes", "small", "--dtypes", *args.dtypes,
-               "--systems", *args.systems, "--calls", str(args.calls), "--fwd-calls", "1",
+        cmd = [args.peer_python, str(PEER_SCRIPT), "--sizes", "small", "--dtypes", dtype,
+               "--systems", system, "--calls", str(args.calls), "--fwd-calls", "1",
                "--warmup", str(args.warmup), "--threads", str(args.threads), "--json", str(out)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not out.exists():
-            print(f"peer benchmark failed:\n{proc.stderr[-2000:]}")
-            return {}
-        data = json.loads(out.read_text())
-    return {(r["dtype"], r["system"]): r for r in data["results"]}
+            print(f"peer benchmark failed for {dtype} {system}:\n{proc.stderr[-2000:]}")
+            return None
+        return json.loads(out.read_text())["results"][0]
+
+
+def run_all(args) -> tuple[list[dict], dict]:
+    if not args.no_peer and not Path(args.peer_python).exists():
+        print(f"(peer skipped: {args.peer_python} missing; run ../shared/peers/setup.sh)")
+    ours, peer = [], {}
+    for dtype in args.dtypes:
+        for system in args.systems:
+            r = run_ours(args, dtype, system)
+            ours.append(r)
+            p = run_peer(args, dtype, system)
+            if p:
+                peer[(dtype, system)] = p
+            mace = f"  MACE {p['calc_ms_median']:8.1f} ms" if p else ""
+            print(f"{dtype:7s} {system:7s} dens-calc {r['calc_ms']:8.1f} ms (graph {r['graph_ms']:5.2f} ms){mace}", flush=True)
+    return ours, peer
 
 
 def print_table(ours: list[dict], peer: dict) -> None:
@@ -155,8 +165,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    ours = run_children(args)
-    peer = run_peer(args)
+    ours, peer = run_all(args)
     print_table(ours, peer)
     if args.json:
         rows = [dict(r, mace_calc_ms=peer.get((r["dtype"], r["system"]), {}).get("calc_ms_median")) for r in ours]
