@@ -15,3 +15,15 @@ from cli.train import eval_cmd, finetune_cmd, train_cmd  # noqa: E402
 main.add_command(train_cmd)
 main.add_command(finetune_cmd)
 main.add_command(eval_cmd)
+
+from cli.md import md_cmd  # noqa: E402
+from cli.models import models_cmd  # noqa: E402
+from cli.phonons import phonons_cmd  # noqa: E402
+from cli.relax import relax_cmd  # noqa: E402
+from cli.singlepoint import singlepoint_cmd  # noqa: E402
+
+main.add_command(md_cmd)
+main.add_command(relax_cmd)
+main.add_command(phonons_cmd)
+main.add_command(singlepoint_cmd)
+main.add_command(models_cmd)
