@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,7 +55,14 @@ def make_phonopy(atoms: Atoms, supercell: Sequence[int]):
     """Step 1: a ``Phonopy`` object for ``atoms`` with a diagonal supercell and automatic primitive cell."""
     from phonopy import Phonopy
 
-    return Phonopy(to_phonopy_atoms(atoms), supercell_matrix=np.diag(supercell), primitive_matrix="auto")
+    try:  # phonopy >= 4 warns that "auto" may differ from v3's identity default; "auto" is our choice
+        from phonopy.structure.cells import PrimitiveMatrixAutoDefaultWarning
+    except ImportError:
+        PrimitiveMatrixAutoDefaultWarning = None
+    with warnings.catch_warnings():
+        if PrimitiveMatrixAutoDefaultWarning is not None:
+            warnings.simplefilter("ignore", PrimitiveMatrixAutoDefaultWarning)
+        return Phonopy(to_phonopy_atoms(atoms), supercell_matrix=np.diag(supercell), primitive_matrix="auto")
 
 
 def displacement_forces(phonon, calc, *, displacement_Ang: float, batch_size: int = 32) -> int:
