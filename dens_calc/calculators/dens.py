@@ -14,6 +14,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .. import __version__
+from .._allocator import tune_allocator
 from ..checkpoint import load_model, resolve_checkpoint
 from ..data.graph import atoms_to_graph, collate
 from ..nn.model import DeNSPotential, evaluate
@@ -65,6 +66,7 @@ class DeNSCalculator(Calculator):
 
     def __init__(self, model: str | Path | DeNSPotential, *, device: str = "auto", dtype: str = "float32", **kwargs):
         super().__init__(**kwargs)
+        tune_allocator()
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
         if isinstance(model, DeNSPotential):

@@ -22,7 +22,9 @@ class BesselBasis(nn.Module):
         self.r_max = float(r_max)
         self.p = int(envelope_p)
         self.register_buffer(
-            "frequencies", math.pi * torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()) / r_max
+            "frequencies",
+            math.pi * torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()) / r_max,
+            persistent=False,
         )
 
     def envelope(self, r: torch.Tensor) -> torch.Tensor:
@@ -91,7 +93,8 @@ class EdgeConvolution(nn.Module):
         self.channels = channels
         self.rank = radial_rank
         self.d = (l_max + 1) ** 2
-        self.register_buffer("cg", cg.reshape(self.d, -1).to(torch.get_default_dtype()))  # [D, P*D*D]
+        # derived constants are not persistent: checkpoints hold only learned weights
+        self.register_buffer("cg", cg.reshape(self.d, -1).to(torch.get_default_dtype()), persistent=False)  # [D, P*D*D]
         # columns of the first row of each M_p that a scalar-only input needs: paths (0, l, l)
         scalar_paths = [p for p, (l1, l2, l3) in enumerate(paths) if l1 == 0]
         self.register_buffer("scalar_path_of_degree", torch.tensor(scalar_paths), persistent=False)
@@ -119,9 +122,11 @@ class EdgeConvolution(nn.Module):
             return torch.bmm(bk.transpose(1, 2), a) * hj.unsqueeze(1)  # [E, D, C]
         hj = torch.index_select(h, 0, sender)  # [E, D, C]
         m = (sh @ self.cg).view(e, self.num_paths, d * d)  # [E, P, D*D]
-        kernel = torch.bmm(b, m).view(e, g, d, d).transpose(2, 3).reshape(e, g * d, d)  # [E, G*D_out, D_in]
-        per_rank = torch.bmm(kernel, hj).view(e, g, d, c)  # [E, G, D, C]
-        return (per_rank * a.unsqueeze(2)).sum(dim=1)  # [E, D, C]
+        # K_g acts on components and a_g on channels, so they commute: sum_g K_g (a_g * h_j)
+        # is one bmm over the stacked (g, D_in) axis, with no [E, G, D, C] output to reduce
+        kernel = torch.bmm(b, m).view(e, g, d, d).permute(0, 3, 1, 2).reshape(e, d, g * d)  # [E, D_out, G*D_in]
+        scaled = (a.unsqueeze(2) * hj.unsqueeze(1)).reshape(e, g * d, c)  # [E, G*D_in, C]
+        return torch.bmm(kernel, scaled)  # [E, D_out, C]
 
 
 class SquareProduct(nn.Module):
@@ -135,7 +140,7 @@ class SquareProduct(nn.Module):
         paths, table = square_coupling_table(l_max)
         self.num_paths = len(paths)
         self.d = (l_max + 1) ** 2
-        self.register_buffer("table", table.to(torch.get_default_dtype()))
+        self.register_buffer("table", table.to(torch.get_default_dtype()), persistent=False)
         self.weight = nn.Parameter(torch.randn(num_species, self.num_paths, channels) / math.sqrt(self.num_paths))
 
     def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:  # [N, D, C]
