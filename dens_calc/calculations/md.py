@@ -290,6 +290,17 @@ def plot_energies(log_path: str | Path, png_path: str | Path) -> Path:
     return Path(png_path)
 
 
+def _maxwell_boltzmann(atoms: Atoms, temperature_K: float, rng) -> None:
+    """Maxwell–Boltzmann momenta at ``temperature_K`` with zero total momentum."""
+    from ase.md import velocitydistribution as vd
+
+    if hasattr(vd, "thermalize_momenta"):  # ase >= 3.29
+        vd.thermalize_momenta(atoms, temperature_K, rng=rng)
+    else:
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+    vd.Stationary(atoms)
+
+
 def _progress_bar(enabled: bool, total: int, start: int, timestep_fs: float):
     from tqdm import tqdm
 
@@ -400,10 +411,7 @@ def run_md(
         if state["step"] >= steps:
             raise SimulationError(f"nothing to do: the saved run is at step {state['step']} >= steps={steps}")
     elif initial_velocities:
-        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
-        Stationary(atoms)
+        _maxwell_boltzmann(atoms, temperature_K, rng)
     dyn = _make_dynamics(atoms, params, rng)
     if state is not None:
         _restore_dynamics(dyn, state, rng)
@@ -442,7 +450,7 @@ def run_md(
         "steps": int(rows[-1, 0]) if recorder.rows else start,
         "time_ps": float(rows[-1, 1]),
         "final": dict(zip(LOG_COLUMNS, rows[-1].tolist())),
-        "mean_temperature_K": float(np.nanmean(rows[:, 5])),
+        "mean_temperature_K": float(rows[:, 5].mean()),
         "etot_drift_eV_per_atom": float((rows[-1, 4] - rows[0, 4]) / len(atoms)),
         "steps_per_s": rate,
         "ns_per_day": rate * timestep_fs * 1e-6 * 86400,

@@ -1,0 +1,39 @@
+"""Shared helpers for the simulation tests: a small, fast random model saved as a checkpoint."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from dens_calc.testing import tiny_model
+
+SPECIES = (1, 8, 14)  # H, O, Si
+
+
+@functools.lru_cache(maxsize=None)
+def small_model():
+    """A tiny float64 random model (smooth, valid potential; meaningless energies) for H, O, Si."""
+    return tiny_model(species=SPECIES, l_max=1, channels=4, layers=1)
+
+
+def save_small_model(folder: Path) -> Path:
+    """Save :func:`small_model` as a model directory (model.pt + config.json) and return it."""
+    from dens_calc.checkpoint import save_model
+
+    save_model(small_model(), folder, metadata={"test_errors": {"energy_mae_meV_atom": 1.5}})
+    return folder
+
+
+def calculator():
+    from dens_calc import DeNSCalculator
+
+    return DeNSCalculator(small_model(), device="cpu", dtype="float64")
+
+
+def assert_one_line_error(result) -> None:
+    """A failed CLI run: exit code != 0, no traceback, the error is one 'Error: ...' line."""
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
