@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import pytest
+import torch
+
 from dens_calc.testing import tiny_model
 
 SPECIES = (1, 8, 14)  # H, O, Si
@@ -37,3 +40,15 @@ def assert_one_line_error(result) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit)
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, result.output
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (conftest sets two); import this into a test module."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """The small model saved as a model directory, for ``--model``."""
+    return save_small_model(tmp_path_factory.mktemp("model") / "tiny")

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from ase.build import bulk, molecule
 from ase.io import read
-from sim_helpers import calculator
+from sim_helpers import calculator, one_thread  # noqa: F401
 
 from dens_calc.calculations.common import SimulationError
 from dens_calc.calculations.md import run_md
@@ -17,7 +16,6 @@ def si():
 
 
 def test_nve_conserves_energy_float64(tmp_path):
-    torch.set_num_threads(1)  # a tiny model: threads only add overhead (conftest resets it per test)
     atoms = molecule("H2O")
     res = run_md(atoms, calculator(), ensemble="nve", temperature_K=300, timestep_fs=0.5, steps=1000, interval=20,
                  out_dir=tmp_path, seed=1)
