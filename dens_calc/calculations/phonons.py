@@ -101,46 +101,45 @@ def _band_paths(phonon, npoints: int):
     return qpoints, connections, labels
 
 
-def bands(phonon, *, npoints: int = 51) -> dict:
-    """Step 5a: band structure along an automatic path; returns phonopy's band-structure dict."""
+def bands(phonon, *, npoints: int = 51):
+    """Step 5a: band structure along an automatic path; returns phonopy's ``BandStructure``."""
     path = _band_paths(phonon, npoints)
     if path is None:
         phonon.auto_band_structure(npoints=npoints)
     else:
         qpoints, connections, labels = path
         phonon.run_band_structure(qpoints, path_connections=connections, labels=labels)
-    return phonon.get_band_structure_dict()
+    return phonon.band_structure
 
 
-def dos(phonon, *, mesh: float | Sequence[int] = 30.0) -> dict:
-    """Step 5b: Γ-centred mesh and total DOS; returns phonopy's total-DOS dict."""
+def dos(phonon, *, mesh: float | Sequence[int] = 30.0):
+    """Step 5b: Γ-centred mesh and total DOS; returns phonopy's ``TotalDos``."""
     phonon.run_mesh(mesh, is_gamma_center=True)
     phonon.run_total_dos()
-    return phonon.get_total_dos_dict()
+    return phonon.total_dos
 
 
-def thermal(phonon, *, t_min_K: float = 0.0, t_max_K: float = 1000.0, t_step_K: float = 10.0) -> dict:
-    """Step 6: F (kJ/mol), S and C_v (J/K/mol) against T (K) on the mesh of :func:`dos`."""
+def thermal(phonon, *, t_min_K: float = 0.0, t_max_K: float = 1000.0, t_step_K: float = 10.0):
+    """Step 6: F (kJ/mol), S and C_v (J/K/mol) against T (K) on the mesh of :func:`dos` (``ThermalProperties``)."""
     # the three zero-frequency acoustic modes at Γ carry no thermal weight
     phonon.run_thermal_properties(t_min=t_min_K, t_max=t_max_K, t_step=t_step_K, exclude_gamma_acoustic=True)
-    return phonon.get_thermal_properties_dict()
+    return phonon.thermal_properties
 
 
 def gamma_frequencies(phonon) -> np.ndarray:
     """The 3N frequencies (THz) at Γ, sorted (imaginary ones negative)."""
     phonon.run_qpoints([[0.0, 0.0, 0.0]])
-    return np.asarray(phonon.get_qpoints_dict()["frequencies"][0])
+    return np.asarray(phonon.qpoints.frequencies[0])
 
 
-def stability(phonon, band_dict: dict, *, tolerance_THz: float = 0.05, gamma_radius: float = 0.05) -> dict:
+def stability(phonon, band, *, tolerance_THz: float = 0.05, gamma_radius: float = 0.05) -> dict:
     """Lowest frequency on the mesh and band path, and whether the structure is dynamically stable.
 
     The three acoustic modes (those closest to zero) at q-points within ``gamma_radius``
     (1/Å, without 2π) of Γ are excepted; anything else below ``-tolerance_THz`` makes the structure unstable.
     """
-    mesh = phonon.get_mesh_dict()
-    qpoints = np.concatenate([mesh["qpoints"], *band_dict["qpoints"]])
-    freqs = np.concatenate([mesh["frequencies"], *band_dict["frequencies"]])
+    qpoints = np.concatenate([phonon.mesh.qpoints, *band.qpoints])
+    freqs = np.concatenate([phonon.mesh.frequencies, *band.frequencies])
     reciprocal = np.linalg.inv(phonon.primitive.cell).T  # rows: b_i with a_i . b_j = delta_ij
     near_gamma = np.linalg.norm(qpoints @ reciprocal, axis=1) < gamma_radius
     checked = freqs.copy()
@@ -264,24 +263,24 @@ def run_phonons(
     n_disp = displacement_forces(phonon, atoms.calc, displacement_Ang=displacement_Ang, batch_size=batch_size)
     timings["forces"] = time.perf_counter() - t1
     force_constants(phonon, symmetrize=symmetrize)
-    band_dict = bands(phonon, npoints=npoints)
+    band = bands(phonon, npoints=npoints)
     dos(phonon, mesh=mesh)
-    thermal_dict = thermal(phonon, t_min_K=t_min_K, t_max_K=t_max_K, t_step_K=t_step_K)
-    check = stability(phonon, band_dict, tolerance_THz=tolerance_THz)
+    props = thermal(phonon, t_min_K=t_min_K, t_max_K=t_max_K, t_step_K=t_step_K)
+    check = stability(phonon, band, tolerance_THz=tolerance_THz)
     timings["total"] = time.perf_counter() - t0
     (logger.info if check["dynamically_stable"] else logger.warning)(
         "lowest frequency %.4g THz (excluding acoustic modes near Γ: %.4g THz): %s", check["lowest_frequency_THz"],
         check["lowest_frequency_excluding_gamma_acoustic_THz"],
         "dynamically stable" if check["dynamically_stable"] else "DYNAMICALLY UNSTABLE")
-    temps = np.asarray(thermal_dict["temperatures"])
+    temps = np.asarray(props.temperatures)
     at300 = int(np.argmin(np.abs(temps - 300.0)))
     results = {
         "supercell": list(supercell), "n_displacements": n_disp, "n_atoms_primitive": len(phonon.primitive),
-        "n_branches": int(band_dict["frequencies"][0].shape[1]), **check,
+        "n_branches": int(band.frequencies[0].shape[1]), **check,
         "thermal_at_300K": {"temperature_K": float(temps[at300]),
-                            "free_energy_kJ_per_mol": float(thermal_dict["free_energy"][at300]),
-                            "entropy_J_per_K_mol": float(thermal_dict["entropy"][at300]),
-                            "heat_capacity_J_per_K_mol": float(thermal_dict["heat_capacity"][at300])},
+                            "free_energy_kJ_per_mol": float(props.free_energy[at300]),
+                            "entropy_J_per_K_mol": float(props.entropy[at300]),
+                            "heat_capacity_J_per_K_mol": float(props.heat_capacity[at300])},
         "files": {},
     }
     if out_dir is not None:
