@@ -93,8 +93,9 @@ class EdgeConvolution(nn.Module):
         self.channels = channels
         self.rank = radial_rank
         self.d = (l_max + 1) ** 2
-        # derived constants are not persistent: checkpoints hold only learned weights
-        self.register_buffer("cg", cg.reshape(self.d, -1).to(torch.get_default_dtype()), persistent=False)  # [D, P*D*D]
+        # [P*D_filter, D_in*D_out]; derived constants are not persistent (checkpoints hold weights only)
+        cg = cg.permute(1, 0, 2, 3).reshape(self.num_paths * self.d, self.d * self.d)
+        self.register_buffer("cg", cg.to(torch.get_default_dtype()), persistent=False)
         # columns of the first row of each M_p that a scalar-only input needs: paths (0, l, l)
         scalar_paths = [p for p, (l1, l2, l3) in enumerate(paths) if l1 == 0]
         self.register_buffer("scalar_path_of_degree", torch.tensor(scalar_paths), persistent=False)
@@ -121,10 +122,12 @@ class EdgeConvolution(nn.Module):
             bk = b[:, :, self.scalar_path_of_degree][:, :, self.degree_of_component] * sh.unsqueeze(1)  # [E, G, D]
             return torch.bmm(bk.transpose(1, 2), a) * hj.unsqueeze(1)  # [E, D, C]
         hj = torch.index_select(h, 0, sender)  # [E, D, C]
-        m = (sh @ self.cg).view(e, self.num_paths, d * d)  # [E, P, D*D]
+        # K_g = sum_{p,j} b_gp Y_j CG[p,j]: one well-shaped GEMM over all edges and ranks
+        b_outer_y = (b.unsqueeze(-1) * sh[:, None, None, :]).reshape(e * g, self.num_paths * d)  # [E*G, P*D]
+        kernel = (b_outer_y @ self.cg).view(e, g, d, d)  # [E, G, D_in, D_out]
         # K_g acts on components and a_g on channels, so they commute: sum_g K_g (a_g * h_j)
         # is one bmm over the stacked (g, D_in) axis, with no [E, G, D, C] output to reduce
-        kernel = torch.bmm(b, m).view(e, g, d, d).permute(0, 3, 1, 2).reshape(e, d, g * d)  # [E, D_out, G*D_in]
+        kernel = kernel.permute(0, 3, 1, 2).reshape(e, d, g * d)  # [E, D_out, G*D_in]
         scaled = (a.unsqueeze(2) * hj.unsqueeze(1)).reshape(e, g * d, c)  # [E, G*D_in, C]
         return torch.bmm(kernel, scaled)  # [E, D_out, C]
 
