@@ -52,3 +52,9 @@ def one_thread():
 def model_dir(tmp_path_factory):
     """The small model saved as a model directory, for ``--model``."""
     return save_small_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path, monkeypatch):
+    """Run in tmp_path so default output folders (<command>-<name>) never land in the repository."""
+    monkeypatch.chdir(tmp_path)

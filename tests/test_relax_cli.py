@@ -4,7 +4,7 @@ import yaml
 from ase.build import bulk, molecule
 from ase.io import read, write
 from click.testing import CliRunner
-from sim_helpers import assert_one_line_error, model_dir, one_thread  # noqa: F401
+from sim_helpers import assert_one_line_error, in_tmp_dir, model_dir, one_thread  # noqa: F401
 
 from cli.main import main
 
