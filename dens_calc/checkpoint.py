@@ -115,9 +115,14 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu", dtype: t
         config = ModelConfig.from_dict(payload["model_config"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid model config: {exc}") from exc
+    state = dict(payload["model_state"])
+    state.pop("atomic_energies", None)  # format-1 files from before E0s were read from the config
     model = DeNSPotential(config)
+    stored = next((t.dtype for t in state.values() if t.is_floating_point()), None)
+    if stored is not None:
+        model = model.to(stored)  # load at full stored precision, convert afterwards
     try:
-        model.load_state_dict(payload["model_state"])
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not match the config: {exc}") from exc
     if dtype is not None:

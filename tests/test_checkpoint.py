@@ -64,3 +64,10 @@ def test_cuda_saved_tensors_load_on_cpu(model64, tmp_path):
     model, _ = load_model(path, device="cpu", dtype=torch.float32)
     assert next(model.parameters()).device.type == "cpu"
     assert next(model.parameters()).dtype == torch.float32
+
+
+def test_float64_weights_survive_round_trip_exactly(model64, tmp_path):
+    path = save_model(model64, tmp_path / "m.pt")
+    loaded, _ = load_model(path, dtype=torch.float64)
+    for (name, a), b in zip(model64.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name

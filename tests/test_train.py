@@ -1,5 +1,6 @@
 """Training loop, resume, fine-tuning and input errors on tiny EMT data."""
 
+import copy
 import csv
 import os
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 import torch
 from ase.io import write
 
+from dens_calc import DeNSCalculator
 from dens_calc.checkpoint import load_model
 from dens_calc.data import DataError
 from dens_calc.train import ConfigError, TrainConfig, load_config, train
@@ -190,3 +192,26 @@ def test_refit_e0s_absorbs_a_constant_reference_shift(trained):
         e0.append(model.config.atomic_energies[0])
         assert model.atomic_energies[0].item() == pytest.approx(e0[-1])
     assert e0[1] - e0[0] == pytest.approx(0.7, abs=1e-8)
+
+
+def test_refit_e0s_keeps_saved_reference_for_single_composition(model64):
+    """One composition cannot split a shift between elements: the saved E0s must survive (min-norm correction)."""
+    from ase.build import molecule
+
+    from dens_calc.train.data import LabelledSet
+    from dens_calc.train.finetune import refit_e0s
+
+    model = copy.deepcopy(model64)
+    saved = list(model.config.atomic_energies)
+    frames = [molecule("CH3CH2OH") for _ in range(3)]
+    for k, atoms in enumerate(frames):
+        atoms.rattle(0.02, seed=k)
+    calc = DeNSCalculator(model, device="cpu", dtype="float64")
+    labels = [{"energy": calc.get_potential_energy(a) + 0.3 * len(a)} for a in frames]
+    refit_e0s(model, LabelledSet(frames, labels, "x"))
+    shifts = {z: new - old for z, new, old in zip(model.config.species, model.config.atomic_energies, saved)}
+    assert all(abs(shifts[z]) < 1.0 for z in (1, 6, 8))  # no element moved by hundreds of eV
+    assert shifts[14] == 0.0 and shifts[29] == 0.0  # absent elements untouched
+    refitted = DeNSCalculator(model, device="cpu", dtype="float64")
+    for atoms, lab in zip(frames, labels):
+        assert refitted.get_potential_energy(atoms) == pytest.approx(lab["energy"], abs=1e-6)

@@ -78,7 +78,8 @@ def _attach_labels(data: Data, labels: dict, n: int, dtype: torch.dtype) -> None
 
     has = {}
     e = labels.get("energy")
-    data.energy = torch.tensor([float(e) if e is not None else 0.0], dtype=dtype)
+    # float64 whatever the model dtype: total energies are large and differences small
+    data.energy = torch.tensor([float(e) if e is not None else 0.0], dtype=torch.float64)
     has["energy"] = e is not None
     f = labels.get("forces")
     data.forces = torch.tensor(f, dtype=dtype) if f is not None else torch.zeros(n, 3, dtype=dtype)

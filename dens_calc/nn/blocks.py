@@ -10,6 +10,25 @@ from torch import nn
 from .irreps import degree_of_component, degree_slices, edge_coupling_table, square_coupling_table
 
 
+class ExactConstant:
+    """A derived constant (Clebsch–Gordan table, frequencies) held in float64 on the CPU.
+
+    It is handed out converted to the dtype and device of the computation and cached.  As a
+    registered buffer it would be rounded to float32 when a model built in float32 is later cast
+    to float64, which breaks exact equivariance at the 1e-7 level.
+    """
+
+    def __init__(self, value: torch.Tensor):
+        self.master = value.detach().to(torch.float64).cpu()
+        self._cache: dict = {}
+
+    def like(self, ref: torch.Tensor) -> torch.Tensor:
+        key = (ref.device, ref.dtype)
+        if key not in self._cache:
+            self._cache[key] = self.master.to(device=ref.device, dtype=ref.dtype)
+        return self._cache[key]
+
+
 class BesselBasis(nn.Module):
     """Radial Bessel functions sin(n pi r / r_max) / r times a smooth polynomial envelope.
 
@@ -21,11 +40,7 @@ class BesselBasis(nn.Module):
         super().__init__()
         self.r_max = float(r_max)
         self.p = int(envelope_p)
-        self.register_buffer(
-            "frequencies",
-            math.pi * torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()) / r_max,
-            persistent=False,
-        )
+        self.frequencies = ExactConstant(math.pi * torch.arange(1, num_basis + 1, dtype=torch.float64) / r_max)
 
     def envelope(self, r: torch.Tensor) -> torch.Tensor:
         x = r / self.r_max
@@ -41,7 +56,7 @@ class BesselBasis(nn.Module):
     def forward(self, r: torch.Tensor) -> torch.Tensor:  # r: [E] -> [E, num_basis]
         r = r.unsqueeze(-1)
         prefactor = math.sqrt(2.0 / self.r_max)
-        return prefactor * torch.sin(self.frequencies * r) / r * self.envelope(r)
+        return prefactor * torch.sin(self.frequencies.like(r) * r) / r * self.envelope(r)
 
 
 class EquivariantLinear(nn.Module):
@@ -93,9 +108,8 @@ class EdgeConvolution(nn.Module):
         self.channels = channels
         self.rank = radial_rank
         self.d = (l_max + 1) ** 2
-        # [P*D_filter, D_in*D_out]; derived constants are not persistent (checkpoints hold weights only)
-        cg = cg.permute(1, 0, 2, 3).reshape(self.num_paths * self.d, self.d * self.d)
-        self.register_buffer("cg", cg.to(torch.get_default_dtype()), persistent=False)
+        # [P*D_filter, D_in*D_out]; derived constants are not in checkpoints (weights only)
+        self.cg = ExactConstant(cg.permute(1, 0, 2, 3).reshape(self.num_paths * self.d, self.d * self.d))
         # columns of the first row of each M_p that a scalar-only input needs: paths (0, l, l)
         scalar_paths = [p for p, (l1, l2, l3) in enumerate(paths) if l1 == 0]
         self.register_buffer("scalar_path_of_degree", torch.tensor(scalar_paths), persistent=False)
@@ -124,7 +138,7 @@ class EdgeConvolution(nn.Module):
         hj = torch.index_select(h, 0, sender)  # [E, D, C]
         # K_g = sum_{p,j} b_gp Y_j CG[p,j]: one well-shaped GEMM over all edges and ranks
         b_outer_y = (b.unsqueeze(-1) * sh[:, None, None, :]).reshape(e * g, self.num_paths * d)  # [E*G, P*D]
-        kernel = (b_outer_y @ self.cg).view(e, g, d, d)  # [E, G, D_in, D_out]
+        kernel = (b_outer_y @ self.cg.like(sh)).view(e, g, d, d)  # [E, G, D_in, D_out]
         # K_g acts on components and a_g on channels, so they commute: sum_g K_g (a_g * h_j)
         # is one bmm over the stacked (g, D_in) axis, with no [E, G, D, C] output to reduce
         kernel = kernel.permute(0, 3, 1, 2).reshape(e, d, g * d)  # [E, D_out, G*D_in]
@@ -143,7 +157,7 @@ class SquareProduct(nn.Module):
         paths, table = square_coupling_table(l_max)
         self.num_paths = len(paths)
         self.d = (l_max + 1) ** 2
-        self.register_buffer("table", table.to(torch.get_default_dtype()), persistent=False)
+        self.table = ExactConstant(table)
         self.weight = nn.Parameter(torch.randn(num_species, self.num_paths, channels) / math.sqrt(self.num_paths))
 
     def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:  # [N, D, C]
@@ -151,7 +165,7 @@ class SquareProduct(nn.Module):
         # one large GEMM over all nodes and channels instead of N small ones
         flat = a.permute(1, 0, 2).reshape(d, n * c)  # [D, N*C]
         outer = (flat.unsqueeze(1) * flat.unsqueeze(0)).reshape(d * d, n * c)  # [D*D, N*C]
-        per_path = (self.table @ outer).view(self.num_paths, d, n, c)  # [P, D, N, C]
+        per_path = (self.table.like(outer) @ outer).view(self.num_paths, d, n, c)  # [P, D, N, C]
         weights = torch.index_select(self.weight, 0, species)  # [N, P, C]
         return (per_path * weights.permute(1, 0, 2).unsqueeze(1)).sum(0).permute(1, 0, 2)  # [N, D, C]
 

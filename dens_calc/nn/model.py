@@ -97,10 +97,15 @@ class DeNSPotential(nn.Module):
         self.force_encoding = ForceEncoding(cfg.l_max, c)
         self.force_head = VectorHead(c)
         self.noise_head = VectorHead(c)
-        self.register_buffer("atomic_energies", torch.tensor(cfg.atomic_energies, dtype=torch.get_default_dtype()))
         z_to_index = torch.full((119,), -1, dtype=torch.long)
         z_to_index[torch.tensor(cfg.species)] = torch.arange(len(cfg.species))
         self.register_buffer("z_to_index", z_to_index, persistent=False)
+
+    @property
+    def atomic_energies(self) -> torch.Tensor:
+        """E0 per species (eV) in float64, read from the config: totals of hundreds to thousands of
+        eV would lose meV resolution in float32."""
+        return torch.tensor(self.config.atomic_energies, dtype=torch.float64, device=self.embedding.weight.device)
 
     @property
     def species(self) -> list[int]:
@@ -147,8 +152,10 @@ class DeNSPotential(nn.Module):
             head = self.readouts[i] if i < len(self.readouts) else self.final_readout
             node_energy = node_energy + head(h[:, 0, :]).squeeze(-1)
 
-        node_energy = self.config.scale * node_energy + self.config.shift + torch.index_select(self.atomic_energies, 0, species)
-        energy = positions.new_zeros(num_graphs).index_add_(0, batch, node_energy)
+        node_energy = self.config.scale * node_energy + self.config.shift  # [N] model dtype
+        # the reference energies are added in float64 (see ``atomic_energies``)
+        node_energy = node_energy.double() + torch.index_select(self.atomic_energies, 0, species)
+        energy = node_energy.new_zeros(num_graphs).index_add_(0, batch, node_energy)
         out = {"node_energy": node_energy, "energy": energy}
         if vector_heads:
             out["direct_forces"] = self.force_head(h)

@@ -44,28 +44,27 @@ def extend_species(model: DeNSPotential, new: list[int]) -> DeNSPotential:
 
 
 def refit_e0s(model: DeNSPotential, train, batch_size: int = 16) -> None:
-    """Refit the E0s so that the model's interaction energy plus E0s matches the new labels.
+    """Shift the E0s so that the model's energies match the new labels on average.
 
     Different DFT codes and settings differ by per-element constants; this absorbs them without
-    touching the learned interactions.
+    touching the learned interactions.  Only a *correction* to the saved E0s is fitted
+    (minimum norm): with single-composition data the per-element split is undetermined, and
+    fitting whole E0s would throw away the saved reference (hundreds of eV per element).
     """
     cfg = model.config
-    saved = model.atomic_energies.clone()
-    model.atomic_energies.zero_()
-    interaction = []
+    predicted = []
     for start in range(0, len(train.frames), batch_size):
         chunk = train.frames[start : start + batch_size]
-        batch = collate([atoms_to_graph(a, cfg.species, cfg.r_max, dtype=saved.dtype) for a in chunk])
+        dtype = next(model.parameters()).dtype
+        batch = collate([atoms_to_graph(a, cfg.species, cfg.r_max, dtype=dtype) for a in chunk]).to(model.embedding.weight.device)
         with torch.no_grad():
             out = evaluate(model, batch, compute_forces=False)
-        interaction.extend(out["energy"].double().tolist())
-    residual = [lab["energy"] - e for lab, e in zip(train.labels, interaction)]
+        predicted.extend(out["energy"].double().tolist())
+    residual = [lab["energy"] - e for lab, e in zip(train.labels, predicted)]
     present = sorted({int(z) for a in train.frames for z in a.numbers})
-    fitted = fit_e0s(train.frames, residual, present)
-    e0s = {z: float(saved[k]) for k, z in enumerate(cfg.species)} | fitted
-    cfg.atomic_energies = [e0s[z] for z in cfg.species]
-    model.atomic_energies.copy_(torch.tensor(cfg.atomic_energies, dtype=saved.dtype))
-    log.info("refitted E0s on the new data: %s", fitted)
+    correction = fit_e0s(train.frames, residual, present)
+    cfg.atomic_energies = [e0 + correction.get(z, 0.0) for z, e0 in zip(cfg.species, cfg.atomic_energies)]
+    log.info("E0 corrections fitted on the new data (eV): %s", correction)
 
 
 def freeze_layers(model: DeNSPotential, count: int) -> None:
