@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from .options import one_line_errors
+
 # (option, TrainConfig field, click kwargs); DeNS options map into the nested ``dens`` section
 COMMON = [
     ("--valid", "valid_file", dict(type=click.Path(dir_okay=False), help="Validation file (default: split --valid-fraction off --train).")),
@@ -31,7 +33,7 @@ COMMON = [
     ("--energy-key", "energy_key", dict(help="atoms.info key of the energy label (default: energy, REF_energy, ...).")),
     ("--forces-key", "forces_key", dict(help="atoms.arrays key of the force label.")),
     ("--stress-key", "stress_key", dict(help="atoms.info key of the stress label.")),
-    ("--graph-skin", "graph_skin", dict(type=float, help="Å added to the training neighbour-list cutoff so noisy atoms keep their neighbours [0].")),
+    ("--graph-skin", "graph_skin", dict(type=float, help="Å added to the training neighbour-list cutoff so noisy atoms keep their neighbours [3σ with DeNS (3σ_max multi-scale), else 0].")),
     ("--seed", "seed", dict(type=int, help="Random seed (split, init, shuffling, DeNS noise) [0].")),
     ("--dtype", "dtype", dict(type=click.Choice(["float32", "float64"]), help="Training precision [float32].")),
     ("--device", "device", dict(help="auto, cpu, cuda, cuda:1 ... [auto].")),
@@ -157,6 +159,7 @@ def _config_or_fail(params: dict, base: dict, architecture: bool = True):
 @click.option("--resume", type=click.Path(exists=True, file_okay=False), help="Continue the run in this directory from its last.pt (same trajectory).")
 @click.option("--stop-after", type=int, help="Stop after this many epochs in this invocation (the schedule still spans --max-epochs).")
 @_add_options(COMMON + ARCH)
+@one_line_errors
 def train_cmd(**params):
     """Train a DeNS potential from scratch.
 
@@ -184,6 +187,7 @@ def train_cmd(**params):
 @click.option("--freeze-layers", type=int, help="Freeze the embedding and the first N interaction layers [0].")
 @click.option("--refit-e0s/--no-refit-e0s", default=None, help="Refit E0s to the new data's energy reference [on].")
 @_add_options(COMMON)
+@one_line_errors
 def finetune_cmd(**params):
     """Fine-tune a model on new data (keeps its architecture; conservative forces, lr 1e-4 and DeNS on by default)."""
     base = {"lr": 1e-4, "forces": "conservative", "warmup_epochs": 0.5, "from_model": params["from_model"]}
@@ -204,6 +208,7 @@ def finetune_cmd(**params):
 @click.option("--energy-key", help="atoms.info key of the energy label.")
 @click.option("--forces-key", help="atoms.arrays key of the force label.")
 @click.option("--stress-key", help="atoms.info key of the stress label.")
+@one_line_errors
 def eval_cmd(files, model, plot_dir, as_json, batch_size, device, dtype, energy_key, forces_key, stress_key):
     """MAE/RMSE of a model on labelled FILES: E (meV/atom, meV), F (meV/Å per component), stress (meV/Å³)."""
     from dens_calc.checkpoint import CheckpointError

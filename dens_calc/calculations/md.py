@@ -95,7 +95,8 @@ def _make_dynamics(atoms: Atoms, params: dict, rng: np.random.Generator):
         from ase.constraints import FixCom
         from ase.md.langevin import Langevin
 
-        atoms.set_constraint(FixCom())  # zero total momentum, as ASE recommends over fixcm=True
+        if not atoms.constraints:  # user constraints (e.g. FixAtoms) already pin the system: keep them
+            atoms.set_constraint(FixCom())  # zero total momentum, as ASE recommends over fixcm=True
         friction = params["friction_per_fs"] / units.fs
         return Langevin(atoms, timestep=dt, temperature_K=temp, friction=friction, fixcm=False, rng=rng)
     from ase.md.nose_hoover_chain import IsotropicMTKNPT, MTKNPT, NoseHooverChainNVT

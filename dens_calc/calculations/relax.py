@@ -113,10 +113,11 @@ def run_relax(
     out_dir = None if out_dir is None else Path(out_dir)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+    user_constraints = list(atoms.constraints)  # e.g. FixAtoms: kept, and restored afterwards
     if fix_symmetry:
         from ase.constraints import FixSymmetry
 
-        atoms.set_constraint(FixSymmetry(atoms))
+        atoms.set_constraint([*user_constraints, FixSymmetry(atoms)])
     volume0 = float(atoms.get_volume()) if periodic else None
 
     target = atoms
@@ -150,7 +151,7 @@ def run_relax(
                 "converged" if converged else "NOT converged", nsteps, results["energy_eV"],
                 results["max_force_eV_per_Ang"])
     if fix_symmetry:
-        atoms.set_constraint()
+        atoms.set_constraint(user_constraints)
     results["files"] = {}
     if out_dir is not None:
         results["files"] = _write_outputs(atoms, out_dir, input_path, output_format)

@@ -94,7 +94,7 @@ class TrainConfig:
     max_epochs: int = 100
     patience: int | None = 50
     time_limit: float | None = None  # minutes
-    graph_skin: float = 0.0  # Å added to the neighbour-list cutoff so noisy atoms keep their neighbours
+    graph_skin: float | None = None  # Å added to the training cutoff so noisy atoms keep their neighbours; None: 3σ with DeNS
     seed: int = 0
     dtype: Literal["float32", "float64"] = "float32"
     device: str = "auto"
@@ -118,8 +118,20 @@ class TrainConfig:
             raise ConfigError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.batch_size < 1 or self.max_epochs < 0 or self.lr <= 0:
             raise ConfigError("need batch_size >= 1, max_epochs >= 0 and lr > 0")
-        if self.graph_skin < 0 or self.freeze_layers < 0:
+        if (self.graph_skin is not None and self.graph_skin < 0) or self.freeze_layers < 0:
             raise ConfigError("graph_skin and freeze_layers must be >= 0")
+
+    def effective_graph_skin(self) -> float:
+        """The neighbour-list skin used for training graphs (Å).
+
+        By default 3σ (3σ_max for multi-scale noise) when DeNS is on, so that an atom pushed inside
+        the cutoff by the noise still has its edge; 0 without DeNS.
+        """
+        if self.graph_skin is not None:
+            return self.graph_skin
+        if not (self.dens.enabled and self.dens.p > 0):
+            return 0.0
+        return 3.0 * (self.dens.sigma_max if self.dens.multi_scale else self.dens.sigma)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

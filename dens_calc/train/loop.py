@@ -106,6 +106,10 @@ def restore(run: Run, path: Path) -> None:
     run.schedule.load_state_dict(state["schedule"])
     run.ema.load_state_dict(state["ema"])
     set_rng_state(run.generators, state["rng"])
+    if run.rank > 0:
+        # only rank 0's streams are saved (the shuffle stream is shared by all ranks); other ranks
+        # get fresh, distinct DeNS streams: multi-process resumes are statistically, not bitwise, exact
+        run.generators["dens"].manual_seed(run.config.seed + 1000 * (run.rank + 1) + 7919 * run.epoch)
     run.epoch, run.best_loss, run.best_epoch = int(state["epoch"]), float(state["best_loss"]), int(state["best_epoch"])
     run.bad_epochs, run.history, run.elapsed_s = int(state["bad_epochs"]), list(state["history"]), float(state["elapsed_s"])
     log.info("resumed from %s at epoch %d", path, run.epoch)

@@ -81,7 +81,7 @@ def prepare(config: TrainConfig, *, device: torch.device, resume: str | Path | N
         model = new_model(config, train, species, dtype)
     for data in (train, valid):
         check_species(data, model.config.species, "the model")
-    cutoff = model.config.r_max + config.graph_skin
+    cutoff = model.config.r_max + config.effective_graph_skin()
     train_graphs = build_graphs(train, model.config.species, cutoff, dtype)
     valid_graphs = build_graphs(valid, model.config.species, model.config.r_max, dtype)
     log.info("%d training / %d validation structures; model with %d parameters",
