@@ -174,6 +174,8 @@ def write_phonon_files(phonon, out_dir: Path, plots: bool = True) -> dict:
         for name, plot in (("band", phonon.plot_band_structure), ("dos", phonon.plot_total_dos),
                            ("thermal_properties", phonon.plot_thermal_properties)):
             plt = plot()
+            if name == "band":  # phonopy leaves the unit off the axis label
+                plt.gcf().axes[0].set_ylabel("Frequency (THz)")
             files[f"{name}_plot"] = out_dir / f"{name}.png"
             plt.savefig(files[f"{name}_plot"], dpi=120)
             plt.close("all")
