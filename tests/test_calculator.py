@@ -9,6 +9,7 @@ from ase.calculators.calculator import PropertyNotImplementedError
 
 from dens_calc import DeNSCalculator
 from dens_calc.calculators.dens import resolve_device
+from dens_calc.models import bundled_model_info, bundled_models
 
 
 def test_dtype_and_device_respected(model64):
@@ -85,3 +86,19 @@ def test_free_energy_and_energies(calc64, ethanol):
     ethanol.calc = calc64
     assert ethanol.get_potential_energy(force_consistent=True) == ethanol.get_potential_energy()
     assert ethanol.get_potential_energies().shape == (len(ethanol),)
+
+
+@pytest.mark.parametrize("name", sorted(bundled_models()))
+def test_bundled_models_load_by_name_and_run(name):
+    """Every shipped checkpoint loads safely by name and gives finite, symmetric results."""
+
+    calc = DeNSCalculator(name, device="cpu", dtype="float64")
+    info = bundled_model_info(name)
+    assert info["model_config"]["species"] == calc.species
+    z = calc.species[0]
+    atoms = bulk("Si", "diamond", a=5.47) if z == 14 else Atoms([z], cell=[6.0, 6.0, 6.0], pbc=True)
+    atoms.numbers[:] = z
+    atoms.calc = calc
+    assert np.isfinite(atoms.get_potential_energy())
+    np.testing.assert_allclose(atoms.get_forces(), 0.0, atol=1e-8)  # perfect crystal: no forces by symmetry
+    assert np.all(np.isfinite(atoms.get_stress()))
