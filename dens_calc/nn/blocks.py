@@ -110,10 +110,11 @@ class EdgeConvolution(nn.Module):
         self.d = (l_max + 1) ** 2
         # [P*D_filter, D_in*D_out]; derived constants are not in checkpoints (weights only)
         self.cg = ExactConstant(cg.permute(1, 0, 2, 3).reshape(self.num_paths * self.d, self.d * self.d))
-        # columns of the first row of each M_p that a scalar-only input needs: paths (0, l, l)
+        # a scalar-only input needs only the paths (0, l, l)
         scalar_paths = [p for p, (l1, l2, l3) in enumerate(paths) if l1 == 0]
-        self.register_buffer("scalar_path_of_degree", torch.tensor(scalar_paths), persistent=False)
-        self.register_buffer("degree_of_component", degree_of_component(l_max), persistent=False)
+        # path (0, l, l) feeding each output component, looked up once here rather than every call
+        scalar_path_of_component = torch.tensor(scalar_paths)[degree_of_component(l_max)]
+        self.register_buffer("scalar_path_of_component", scalar_path_of_component, persistent=False)
         self.radial = RadialMLP(num_basis, radial_hidden, radial_rank * (channels + self.num_paths))
 
     def forward(
@@ -133,7 +134,7 @@ class EdgeConvolution(nn.Module):
         if scalar_input:
             # only l1 = 0 paths contribute: msg[e,k,c] = h_j[c] * Y[e,k] * sum_g a[e,g,c] b[e,g,path(l_k)]
             hj = torch.index_select(h[:, 0, :], 0, sender)  # [E, C]
-            bk = b[:, :, self.scalar_path_of_degree][:, :, self.degree_of_component] * sh.unsqueeze(1)  # [E, G, D]
+            bk = b[:, :, self.scalar_path_of_component] * sh.unsqueeze(1)  # [E, G, D]
             return torch.bmm(bk.transpose(1, 2), a) * hj.unsqueeze(1)  # [E, D, C]
         hj = torch.index_select(h, 0, sender)  # [E, D, C]
         # K_g = sum_{p,j} b_gp Y_j CG[p,j]: one well-shaped GEMM over all edges and ranks

@@ -97,9 +97,6 @@ class DeNSPotential(nn.Module):
         self.force_encoding = ForceEncoding(cfg.l_max, c)
         self.force_head = VectorHead(c)
         self.noise_head = VectorHead(c)
-        z_to_index = torch.full((119,), -1, dtype=torch.long)
-        z_to_index[torch.tensor(cfg.species)] = torch.arange(len(cfg.species))
-        self.register_buffer("z_to_index", z_to_index, persistent=False)
 
     @property
     def atomic_energies(self) -> torch.Tensor:
@@ -231,9 +228,4 @@ def evaluate(
     return out
 
 
-def default_avg_neighbors(num_edges: int, num_atoms: int) -> float:
-    """Average neighbour count used to normalise message sums (never below 1)."""
-    return max(1.0, num_edges / max(1, num_atoms)) if num_atoms else 1.0
-
-
-__all__ = ["ModelConfig", "DeNSPotential", "evaluate", "edge_vectors_from_graph", "default_avg_neighbors"]
+__all__ = ["ModelConfig", "DeNSPotential", "evaluate", "edge_vectors_from_graph"]
