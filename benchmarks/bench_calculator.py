@@ -20,27 +20,19 @@ the MACE-MP-small-sized model is timed in the same run and our/MACE ratios are p
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PEER_SCRIPT = REPO.parent / "shared" / "peers" / "bench_peers.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import PEERS, median_ms, peak_rss_mb, peer_build_atoms  # noqa: E402
+
+PEER_SCRIPT = PEERS / "bench_peers.py"
 SYSTEMS = ["aspirin", "cu256", "si216"]
-
-
-def peer_build_atoms(name):
-    spec = importlib.util.spec_from_file_location("bench_peers", PEER_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_atoms(name)
 
 
 def default_model(seed: int = 0):
@@ -52,17 +44,6 @@ def default_model(seed: int = 0):
     torch.manual_seed(seed)
     species = [1, 6, 7, 8, 14, 29]
     return DeNSPotential(ModelConfig(species=species, atomic_energies=[0.0] * len(species)))
-
-
-def median_ms(fn, calls: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
 
 
 def child(args) -> None:
@@ -87,7 +68,7 @@ def child(args) -> None:
         "graph_ms": median_ms(
             lambda: collate([atoms_to_graph(atoms, calc.species, calc.cutoff, dtype=calc.dtype)]), args.calls, 1
         ),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
     print("RESULT " + json.dumps(result), flush=True)
 

@@ -1,0 +1,48 @@
+"""Timing helpers shared by the benchmark scripts (standard library only, so the peer's venv can import it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PEERS = REPO.parent / "shared" / "peers"
+
+
+def median_ms(fn, calls: int, warmup: int) -> float:
+    """Median wall time of ``fn()`` in ms over ``calls`` timed calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def peer_build_atoms(name: str):
+    """The peer benchmark's own structures (``../shared/peers/bench_peers.py: build_atoms``)."""
+    spec = importlib.util.spec_from_file_location("bench_peers", PEERS / "bench_peers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_atoms(name)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB.
+
+    ``/proc/self/status`` VmHWM belongs to this process image only; ``ru_maxrss`` would also carry
+    the parent's peak across fork + exec on Linux, so every child of a big parent would report it.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,69 @@
+#!/usr/bin/env python
+"""Throughput of batched evaluation (``DeNSCalculator.batch_evaluate``) vs one call per structure.
+
+64 real aspirin frames (the first 64 of ``../shared/data/rmd17_aspirin/rmd17_aspirin_test.xyz``),
+energy + forces, the default architecture (random weights: cost only).  Prints frames/s of
+``calc.calculate`` called frame by frame and of ``batch_evaluate`` at several batch sizes, and the ratio.
+
+    python benchmarks/bench_batched.py --json benchmarks/results/bench_batched.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import REPO, median_ms  # noqa: E402
+
+FRAMES = REPO.parent / "shared" / "data" / "rmd17_aspirin" / "rmd17_aspirin_test.xyz"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16, 32, 64])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=3, help="median over this many passes")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+
+    import ase.io
+    import torch
+    from ase.calculators.calculator import all_changes
+
+    from bench_calculator import default_model
+    from dens_calc import DeNSCalculator
+
+    torch.set_num_threads(args.threads)
+    frames = ase.io.read(FRAMES, f":{args.frames}")
+    for atoms in frames:
+        atoms.calc = None
+    calc = DeNSCalculator(default_model(), device="cpu", dtype=args.dtype)
+
+    def one_by_one():
+        for atoms in frames:
+            calc.calculate(atoms, ["energy", "forces"], all_changes)
+
+    single_ms = median_ms(one_by_one, args.repeats, 1)
+    rows = [{"mode": "one call per frame", "batch_size": 1, "ms": single_ms}]
+    for bs in args.batch_sizes:
+        rows.append({"mode": "batch_evaluate", "batch_size": bs,
+                     "ms": median_ms(lambda: calc.batch_evaluate(frames, batch_size=bs), args.repeats, 1)})
+    print(f"{len(frames)} aspirin frames, {args.dtype}, {args.threads} threads\n")
+    print("| mode | batch size | ms for all frames | frames/s | speed-up vs one-by-one |\n|---|---|---|---|---|")
+    for r in rows:
+        r["frames_per_s"] = 1000 * len(frames) / r["ms"]
+        r["speedup"] = single_ms / r["ms"]
+        print(f"| {r['mode']} | {r['batch_size']} | {r['ms']:.0f} | {r['frames_per_s']:.0f} | {r['speedup']:.2f}x |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "dtype": args.dtype,
+                                               "threads": args.threads, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
