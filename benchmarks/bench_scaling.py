@@ -35,7 +35,7 @@ def child(args) -> None:
     from dens_calc.data import atoms_to_graph, collate
 
     torch.set_num_threads(args.threads)
-    atoms = bulk("Si", "diamond", a=5.431, cubic=True) * (args.repeat,) * 3
+    atoms = bulk("Si", "diamond", a=5.431, cubic=True).repeat((args.repeat,) * 3)
     atoms.rattle(stdev=0.02, seed=0)
     calc = DeNSCalculator(default_model(), device="cpu", dtype=args.dtype)
     calls = max(2, args.calls if len(atoms) <= 1000 else args.calls // 2)

@@ -96,6 +96,31 @@ def _attach_labels(data: Data, labels: dict, n: int, dtype: torch.dtype) -> None
         setattr(data, f"has_{key}", torch.tensor([present]))
 
 
+# how each attribute of our graphs is stacked: per node, per edge, or per structure
+_NODE_KEYS = {"pos", "species", "numbers", "forces", "fixed"}
+_EDGE_KEYS = {"shifts"}
+_GRAPH_KEYS = {"cell", "pbc", "energy", "stress", "has_energy", "has_forces", "has_stress"}
+
+
 def collate(graphs: Sequence[Data]) -> Batch:
-    """Batch graphs into one disjoint graph (edge indices offset, ``batch`` vector added)."""
-    return Batch.from_data_list(list(graphs))
+    """Batch graphs into one disjoint graph (edge indices offset, ``batch`` and ``ptr`` added).
+
+    Concatenates the known attributes directly: PyG's generic ``Batch.from_data_list`` costs
+    ~1.3 ms even for one 21-atom graph, more than the neighbour list and half of a small
+    molecule's forward pass.  Graphs with other attributes fall back to it.
+    """
+    graphs = list(graphs)
+    keys = set(graphs[0].keys()) - {"num_nodes"}
+    if any(set(g.keys()) - {"num_nodes"} != keys for g in graphs) or not keys <= (
+        _NODE_KEYS | _EDGE_KEYS | _GRAPH_KEYS | {"edge_index"}
+    ):
+        return Batch.from_data_list(graphs)
+    counts = torch.tensor([g.num_nodes for g in graphs])
+    ptr = torch.zeros(len(graphs) + 1, dtype=torch.long)
+    torch.cumsum(counts, 0, out=ptr[1:])
+    fields = {key: torch.cat([g[key] for g in graphs]) for key in keys - {"edge_index"}}
+    fields["edge_index"] = torch.cat([g.edge_index + offset for g, offset in zip(graphs, ptr[:-1].tolist())], dim=1)
+    batch = Batch(batch=torch.repeat_interleave(torch.arange(len(graphs)), counts), ptr=ptr,
+                  num_nodes=int(ptr[-1]), **fields)
+    batch._num_graphs = len(graphs)
+    return batch
