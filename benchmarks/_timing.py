@@ -46,3 +46,16 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_structures(calc, structures_file, calls: int, warmup: int) -> list[dict]:
+    """Median ms of an E + F + S ``calc.calculate`` on each structure of an extxyz file."""
+    import ase.io
+    from ase.calculators.calculator import all_changes
+
+    rows = []
+    for atoms in ase.io.read(structures_file, ":"):
+        atoms.calc = None
+        ms = median_ms(lambda: calc.calculate(atoms, ["energy", "forces", "stress"], all_changes), calls, warmup)  # noqa: B023
+        rows.append({"n_atoms": len(atoms), "calc_ms": ms})
+    return rows

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import PEERS, median_ms, peak_rss_mb, peer_build_atoms  # noqa: E402
+from _timing import PEERS, peak_rss_mb, peer_build_atoms, time_structures  # noqa: E402
 
 TEST = PEERS / "data" / "cu_emt_test.xyz"
 PEER_ACCURACY = {"energy_per_atom": 4.8, "forces": 20.4, "stress": 1.5}  # peers README §3, 15-min budget
@@ -47,20 +47,13 @@ def timing_structures(test_file: Path):
 
 
 def child(args) -> None:
-    import ase.io
     import torch
-    from ase.calculators.calculator import all_changes
 
     from dens_calc import DeNSCalculator
 
     torch.set_num_threads(args.threads)
     calc = DeNSCalculator(args.model, device="cpu", dtype=args.dtype)
-    rows = []
-    for atoms in ase.io.read(args.structures, ":"):
-        atoms.calc = None
-        ms = median_ms(lambda: calc.calculate(atoms, ["energy", "forces", "stress"], all_changes),
-                       args.calls, args.warmup)
-        rows.append({"n_atoms": len(atoms), "calc_ms": ms})
+    rows = time_structures(calc, args.structures, args.calls, args.warmup)
     result = {"n_params": calc.model.num_parameters(), "rows": rows,
               "peak_rss_mb": peak_rss_mb()}
     print("RESULT " + json.dumps(result), flush=True)

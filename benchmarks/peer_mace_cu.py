@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import median_ms, peak_rss_mb  # noqa: E402
+from _timing import peak_rss_mb, time_structures  # noqa: E402
 
 
 def build_peer_architecture(dtype: str, avg_num_neighbors: float):
@@ -48,9 +48,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    import ase.io
     import torch
-    from ase.calculators.calculator import all_changes
     from mace.calculators import MACECalculator
 
     torch.set_num_threads(args.threads)
@@ -60,12 +58,7 @@ def main() -> None:
     else:
         model = build_peer_architecture(args.dtype, avg_num_neighbors=45.0)
         calc = MACECalculator(models=model, device="cpu", default_dtype=args.dtype)
-    rows = []
-    for atoms in ase.io.read(args.structures, ":"):
-        atoms.calc = None
-        ms = median_ms(lambda: calc.calculate(atoms, ["energy", "forces", "stress"], all_changes),
-                       args.calls, args.warmup)
-        rows.append({"n_atoms": len(atoms), "calc_ms": ms})
+    rows = time_structures(calc, args.structures, args.calls, args.warmup)
     result = {"n_params": sum(p.numel() for p in model.parameters()), "trained": bool(args.model),
               "rows": rows, "peak_rss_mb": peak_rss_mb()}
     print("RESULT " + json.dumps(result), flush=True)
