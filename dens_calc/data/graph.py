@@ -96,10 +96,10 @@ def _attach_labels(data: Data, labels: dict, n: int, dtype: torch.dtype) -> None
         setattr(data, f"has_{key}", torch.tensor([present]))
 
 
-# how each attribute of our graphs is stacked: per node, per edge, or per structure
-_NODE_KEYS = {"pos", "species", "numbers", "forces", "fixed"}
-_EDGE_KEYS = {"shifts"}
-_GRAPH_KEYS = {"cell", "pbc", "energy", "stress", "has_energy", "has_forces", "has_stress"}
+# attributes that batch by plain concatenation along dim 0 (per-node, per-edge and per-structure
+# tensors alike); edge_index also needs the node offsets
+_CONCAT_KEYS = {"pos", "species", "numbers", "forces", "fixed", "shifts", "cell", "pbc", "energy", "stress",
+                "has_energy", "has_forces", "has_stress"}
 
 
 def collate(graphs: Sequence[Data]) -> Batch:
@@ -111,9 +111,7 @@ def collate(graphs: Sequence[Data]) -> Batch:
     """
     graphs = list(graphs)
     keys = set(graphs[0].keys()) - {"num_nodes"}
-    if any(set(g.keys()) - {"num_nodes"} != keys for g in graphs) or not keys <= (
-        _NODE_KEYS | _EDGE_KEYS | _GRAPH_KEYS | {"edge_index"}
-    ):
+    if any(set(g.keys()) - {"num_nodes"} != keys for g in graphs) or not keys <= _CONCAT_KEYS | {"edge_index"}:
         return Batch.from_data_list(graphs)
     counts = torch.tensor([g.num_nodes for g in graphs])
     ptr = torch.zeros(len(graphs) + 1, dtype=torch.long)
