@@ -151,6 +151,9 @@ class SquareProduct(nn.Module):
     """Element-dependent channel-wise square A (x) A -> B: raises the body order per layer.
 
     This plays the role of MACE's symmetric contraction at correlation order 2, at node cost.
+    B[k] = sum_p w_p(Z) sum_ij T_p[k, i, j] A_i A_j is evaluated over the non-zero
+    Clebsch–Gordan entries only (52 of the 5832 of the dense table at l_max = 2), with the
+    symmetric pairs (i, j) and (j, i) merged, as gathers and one scatter-add.
     """
 
     def __init__(self, l_max: int, channels: int, num_species: int):
@@ -158,17 +161,37 @@ class SquareProduct(nn.Module):
         paths, table = square_coupling_table(l_max)
         self.num_paths = len(paths)
         self.d = (l_max + 1) ** 2
-        self.table = ExactConstant(table)
+        path, out, first, second, value = sparse_square_entries(table, self.d)
+        for name, index in (("entry_path", path), ("entry_out", out), ("entry_i", first), ("entry_j", second)):
+            self.register_buffer(name, index, persistent=False)
+        self.entry_value = ExactConstant(value)
         self.weight = nn.Parameter(torch.randn(num_species, self.num_paths, channels) / math.sqrt(self.num_paths))
 
     def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:  # [N, D, C]
         n, d, c = a.shape
-        # one large GEMM over all nodes and channels instead of N small ones
-        flat = a.permute(1, 0, 2).reshape(d, n * c)  # [D, N*C]
-        outer = (flat.unsqueeze(1) * flat.unsqueeze(0)).reshape(d * d, n * c)  # [D*D, N*C]
-        per_path = (self.table.like(outer) @ outer).view(self.num_paths, d, n, c)  # [P, D, N, C]
-        weights = torch.index_select(self.weight, 0, species)  # [N, P, C]
-        return (per_path * weights.permute(1, 0, 2).unsqueeze(1)).sum(0).permute(1, 0, 2)  # [N, D, C]
+        # [D, N*C]: every gather and the scatter then move whole contiguous rows
+        flat = a.permute(1, 0, 2).reshape(d, n * c)
+        weights = torch.index_select(torch.index_select(self.weight, 0, species), 1, self.entry_path)  # [N, S, C]
+        weights = weights * self.entry_value.like(a)[:, None]
+        weights = weights.permute(1, 0, 2).reshape(-1, n * c)  # [S, N*C]
+        terms = torch.index_select(flat, 0, self.entry_i) * torch.index_select(flat, 0, self.entry_j) * weights
+        out = flat.new_zeros(d, n * c).index_add_(0, self.entry_out, terms)
+        return out.view(d, n, c).permute(1, 0, 2)
+
+
+def sparse_square_entries(table: torch.Tensor, d: int):
+    """Non-zero entries (path, out k, i <= j, value) of a [P*D, D*D] square coupling table.
+
+    A_i A_j is symmetric, so the (i, j) and (j, i) entries are merged into one.
+    """
+    dense = table.view(-1, d, d, d)  # [P, k, i, j]
+    merged: dict[tuple[int, int, int, int], float] = {}
+    for p, k, i, j in (dense.abs() > 1e-12).nonzero().tolist():
+        key = (p, k, min(i, j), max(i, j))
+        merged[key] = merged.get(key, 0.0) + float(dense[p, k, i, j])
+    keys = sorted(merged)
+    columns = [torch.tensor([key[f] for key in keys], dtype=torch.long) for f in range(4)]
+    return (*columns, torch.tensor([merged[key] for key in keys], dtype=torch.float64))
 
 
 class ForceEncoding(nn.Module):
