@@ -71,3 +71,22 @@ def test_float64_weights_survive_round_trip_exactly(model64, tmp_path):
     loaded, _ = load_model(path, dtype=torch.float64)
     for (name, a), b in zip(model64.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_bundle_model_records_test_errors_from_eval_reports(model64, tmp_path):
+    import json
+
+    from dens_calc.checkpoint import load_model, save_model
+    from dens_calc.models import bundle_model
+
+    save_model(model64, tmp_path / "run", metadata={"epoch": 7})
+    metric = {"mae": 1.234, "rmse": 2.0, "count": 3, "unit": "meV/atom"}
+    report = tmp_path / "eval.json"
+    report.write_text(json.dumps({"metrics": {"energy_per_atom": metric, "forces": {**metric, "mae": 40.0}}}))
+    path = bundle_model(tmp_path / "run", "tiny", evals={"test_300K": report}, test_set="three frames",
+                        models_dir=tmp_path / "models")
+    _, metadata = load_model(path)
+    assert metadata["epoch"] == 7 and metadata["test_set"] == "three frames"
+    assert metadata["test_errors"] == {"test_300K_E_mae_meV_atom": 1.23, "test_300K_E_rmse_meV_atom": 2.0,
+                                       "test_300K_F_mae_meV_A": 40.0, "test_300K_F_rmse_meV_A": 2.0}
+    assert json.loads((path.parent / "config.json").read_text())["metadata"]["test_errors"] == metadata["test_errors"]
