@@ -40,15 +40,11 @@ def build_system(name: str):
 
 
 def min_distance(frames) -> float:
-    from ase.neighborlist import neighbor_list
+    from dens_calc.data.neighbors import pair_distances
 
     smallest = np.inf
     for atoms in frames:
-        if atoms.pbc.any():
-            d = neighbor_list("d", atoms, 3.0)  # any bond is shorter
-        else:
-            pos = atoms.get_positions()
-            d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)[np.triu_indices(len(atoms), 1)]
+        d = pair_distances(atoms, 3.0)  # any bond is shorter
         if d.size:
             smallest = min(smallest, float(d.min()))
     return smallest

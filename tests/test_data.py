@@ -129,3 +129,17 @@ def test_graph_carries_labels_and_mixed_pbc():
     assert graph.energy.dtype == torch.float64 and bool(graph.has_energy) and not bool(graph.has_stress)
     assert graph.pbc.tolist() == [[True, True, False]]
     assert graph.edge_index.shape[0] == 2 and graph.shifts[:, 2].abs().max() == 0
+
+
+def test_pair_distances_match_ase_for_molecules_in_boxes_and_small_cells():
+    import numpy as np
+    from ase import Atoms
+    from ase.build import bulk
+    from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+    from dens_calc.data.neighbors import pair_distances
+
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]], cell=[50, 50, 50], pbc=False)
+    for atoms, cutoff in ((water, 1.2), (bulk("Cu", "fcc", 3.6), 3.0), (bulk("Si", "diamond", 5.43), 4.0)):
+        reference = np.sort(ase_neighbor_list("d", atoms, cutoff))[::2]  # ASE lists each pair twice
+        np.testing.assert_allclose(np.sort(pair_distances(atoms, cutoff)), reference, atol=1e-10)

@@ -29,8 +29,8 @@ from typing import Literal, get_args
 import numpy as np
 from ase import Atoms, units
 from ase.io import write
-from ase.neighborlist import neighbor_list
 
+from ..data.neighbors import pair_distances
 from .common import UNITS, SimulationError, model_summary, results_frame
 from .summary import write_summary
 
@@ -229,7 +229,7 @@ def _guard(atoms: Atoms, step: int, min_distance: float, max_temperature_K: floa
             "(runaway; try a smaller timestep)"
         )
     if check_distances and len(atoms) > 1:
-        dist = neighbor_list("d", atoms, min_distance)
+        dist = pair_distances(atoms, min_distance)
         if len(dist):
             raise SimulationError(
                 f"MD stopped at step {step}: two atoms are {dist.min():.3f} Å apart (< {min_distance} Å); "
