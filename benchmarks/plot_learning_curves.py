@@ -3,7 +3,7 @@
 wall-clock time and against epoch, one line per run.
 
     python benchmarks/plot_learning_curves.py dens=runs/ablation_3bpa/dens nodens=runs/ablation_3bpa/nodens \\
-        --title "3BPA, 1 thread per run" --out benchmarks/results/learning_curves_3bpa.png
+        --title "3BPA, 1 thread per run" --out benchmarks/results/ablation_3bpa/learning_curves.png
 """
 
 from __future__ import annotations
