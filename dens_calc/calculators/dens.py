@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from .._allocator import tune_allocator
 from ..checkpoint import load_model, resolve_checkpoint
 from ..data.graph import atoms_to_graph, collate
 from ..nn.model import DeNSPotential, evaluate
+
+logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -57,6 +60,11 @@ class DeNSCalculator(Calculator):
     dtype
         ``"float32"`` (default; fast) or ``"float64"`` (for finite-difference checks,
         phonons and tight NVE energy conservation).
+    compile
+        Run the network through ``torch.compile`` (dynamic shapes).  The first calls pay a
+        one-off compilation of one to a few minutes, after which long MD runs go faster (see
+        ``benchmarks/README.md``).  If compilation fails (e.g. no C++ compiler), the calculator
+        logs a warning and carries on uncompiled.
 
     Units follow ASE: eV, eV/Å and eV/Å³ (Voigt order xx, yy, zz, yz, xz, xy; positive =
     tensile).  Stress is only available for cells periodic in all three directions.
@@ -64,7 +72,8 @@ class DeNSCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
-    def __init__(self, model: str | Path | DeNSPotential, *, device: str = "auto", dtype: str = "float32", **kwargs):
+    def __init__(self, model: str | Path | DeNSPotential, *, device: str = "auto", dtype: str = "float32",
+                 compile: bool = False, **kwargs):
         super().__init__(**kwargs)
         tune_allocator()
         self.device = resolve_device(device)
@@ -80,9 +89,10 @@ class DeNSCalculator(Calculator):
             source, digest = str(path), _file_sha256(path)
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self._network = torch.compile(self.model, dynamic=True) if compile else self.model
         self.parameters.update(
             model=source, checkpoint_sha256=digest, device=str(self.device),
-            dtype=str(self.dtype).removeprefix("torch."), dens_calc_version=__version__,
+            dtype=str(self.dtype).removeprefix("torch."), compile=bool(compile), dens_calc_version=__version__,
         )
 
     @property
@@ -96,9 +106,21 @@ class DeNSCalculator(Calculator):
     def _graph(self, atoms: Atoms):
         return atoms_to_graph(atoms, self.model.config.species, self.model.config.r_max, dtype=self.dtype)
 
+    def _evaluate(self, batch, want_stress: bool) -> dict[str, torch.Tensor]:
+        if self._network is self.model:
+            return evaluate(self.model, batch, compute_forces=True, compute_stress=want_stress)
+        try:
+            return evaluate(self._network, batch, compute_forces=True, compute_stress=want_stress)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, never fail the run
+            logger.warning("torch.compile failed (%s: %s); continuing without compilation",
+                           type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            self._network = self.model
+            self.parameters["compile"] = False
+            return evaluate(self.model, batch, compute_forces=True, compute_stress=want_stress)
+
     def _predict(self, atoms_list: Sequence[Atoms], want_stress: bool) -> list[dict[str, np.ndarray]]:
         batch = collate([self._graph(a) for a in atoms_list]).to(self.device)
-        out = evaluate(self.model, batch, compute_forces=True, compute_stress=want_stress)
+        out = self._evaluate(batch, want_stress)
         results = []
         node_splits = batch.ptr.tolist()
         for k, atoms in enumerate(atoms_list):
