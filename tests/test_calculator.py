@@ -130,3 +130,26 @@ def test_compiled_calculator_matches_eager(model64, ethanol, si_cell):
         assert compiled.parameters["compile"] is True
         assert result["energy"] == pytest.approx(eager["energy"], abs=1e-8)
         np.testing.assert_allclose(result["forces"], eager["forces"], atol=1e-8)
+
+
+def test_direct_force_model_uses_its_force_head(model64, si_cell, tmp_path):
+    from dens_calc.checkpoint import save_model
+    from dens_calc.nn.model import evaluate
+    from dens_calc.data.graph import atoms_to_graph, collate
+
+    save_model(model64, tmp_path / "direct", metadata={"forces": "direct"})
+    calc = DeNSCalculator(tmp_path / "direct", device="cpu", dtype="float64")
+    assert calc.force_mode == "direct" and calc.parameters["forces"] == "direct"
+    graph = collate([atoms_to_graph(si_cell, calc.species, calc.cutoff, dtype=torch.float64)])
+    head = evaluate(calc.model, graph, compute_forces=False, vector_heads=True)["direct_forces"]
+    si_cell.calc = calc
+    np.testing.assert_allclose(si_cell.get_forces(), head.numpy(), atol=1e-12)
+    with pytest.raises(PropertyNotImplementedError, match="direct-force"):
+        si_cell.get_stress()
+    assert "stress" not in calc.batch_evaluate([si_cell])[0]
+
+    conservative = DeNSCalculator(tmp_path / "direct", device="cpu", dtype="float64", forces="conservative")
+    reference = DeNSCalculator(model64, device="cpu", dtype="float64")
+    np.testing.assert_allclose(conservative.get_forces(si_cell.copy()), reference.get_forces(si_cell.copy()), atol=1e-10)
+    with pytest.raises(ValueError, match="forces must be"):
+        DeNSCalculator(model64, forces="numerical")

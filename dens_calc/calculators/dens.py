@@ -65,6 +65,10 @@ class DeNSCalculator(Calculator):
         one-off compilation of one to a few minutes, after which long MD runs go faster (see
         ``benchmarks/README.md``).  If compilation fails (e.g. no C++ compiler), the calculator
         logs a warning and carries on uncompiled.
+    forces
+        ``"auto"`` (default: as the model was trained, from its checkpoint metadata),
+        ``"conservative"`` (−∂E/∂r; also gives stress) or ``"direct"`` (the direct-force head of a
+        model trained with ``--forces direct``: cheaper, not energy-conserving, no stress).
 
     Units follow ASE: eV, eV/Å and eV/Å³ (Voigt order xx, yy, zz, yz, xz, xy; positive =
     tensile).  Stress is only available for cells periodic in all three directions.
@@ -73,7 +77,7 @@ class DeNSCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model: str | Path | DeNSPotential, *, device: str = "auto", dtype: str = "float32",
-                 compile: bool = False, **kwargs):
+                 compile: bool = False, forces: str = "auto", **kwargs):
         super().__init__(**kwargs)
         tune_allocator()
         self.device = resolve_device(device)
@@ -90,9 +94,15 @@ class DeNSCalculator(Calculator):
         for p in self.model.parameters():
             p.requires_grad_(False)
         self._network = torch.compile(self.model, dynamic=True) if compile else self.model
+        if forces == "auto":
+            forces = self.metadata.get("forces", "conservative")
+        if forces not in ("conservative", "direct"):
+            raise ValueError(f"forces must be 'auto', 'conservative' or 'direct', got {forces!r}")
+        self.force_mode = forces
         self.parameters.update(
             model=source, checkpoint_sha256=digest, device=str(self.device),
-            dtype=str(self.dtype).removeprefix("torch."), compile=bool(compile), dens_calc_version=__version__,
+            dtype=str(self.dtype).removeprefix("torch."), compile=bool(compile), forces=forces,
+            dens_calc_version=__version__,
         )
 
     @property
@@ -107,16 +117,23 @@ class DeNSCalculator(Calculator):
         return atoms_to_graph(atoms, self.model.config.species, self.model.config.r_max, dtype=self.dtype)
 
     def _evaluate(self, batch, want_stress: bool) -> dict[str, torch.Tensor]:
-        if self._network is self.model:
-            return evaluate(self.model, batch, compute_forces=True, compute_stress=want_stress)
-        try:
-            return evaluate(self._network, batch, compute_forces=True, compute_stress=want_stress)
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, never fail the run
-            logger.warning("torch.compile failed (%s: %s); continuing without compilation",
-                           type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-            self._network = self.model
-            self.parameters["compile"] = False
-            return evaluate(self.model, batch, compute_forces=True, compute_stress=want_stress)
+        if self._network is not self.model:
+            try:
+                return self._forward(self._network, batch, want_stress)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, never fail the run
+                logger.warning("torch.compile failed (%s: %s); continuing without compilation",
+                               type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+                self._network = self.model
+                self.parameters["compile"] = False
+        return self._forward(self.model, batch, want_stress)
+
+    def _forward(self, network, batch, want_stress: bool) -> dict[str, torch.Tensor]:
+        if self.force_mode == "direct":
+            with torch.no_grad():
+                out = evaluate(network, batch, compute_forces=False, vector_heads=True)
+            out["forces"] = out["direct_forces"]
+            return out
+        return evaluate(network, batch, compute_forces=True, compute_stress=want_stress)
 
     def _predict(self, atoms_list: Sequence[Atoms], want_stress: bool) -> list[dict[str, np.ndarray]]:
         batch = collate([self._graph(a) for a in atoms_list]).to(self.device)
@@ -143,13 +160,19 @@ class DeNSCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         want_stress = "stress" in properties
+        if want_stress and self.force_mode == "direct":
+            raise PropertyNotImplementedError(
+                "a direct-force model gives no stress; fine-tune it conservatively "
+                "(dens-calc finetune --forces conservative) or use DeNSCalculator(..., forces='conservative')"
+            )
         if want_stress and not self.atoms.pbc.all():
             raise PropertyNotImplementedError(
                 "stress needs a cell that is periodic in all three directions "
                 f"(this structure has pbc={self.atoms.pbc.tolist()})"
             )
         # stress costs almost nothing extra, so compute it whenever the cell allows
-        self.results = self._predict([self.atoms], want_stress or self.atoms.pbc.all())[0]
+        auto_stress = self.atoms.pbc.all() and self.force_mode == "conservative"
+        self.results = self._predict([self.atoms], want_stress or auto_stress)[0]
 
     def batch_evaluate(self, atoms_list: Sequence[Atoms], *, batch_size: int = 32, stress: bool | None = None) -> list[dict]:
         """Energies, forces (and stress for 3-D periodic cells) of many structures in batched forwards.
@@ -162,7 +185,12 @@ class DeNSCalculator(Calculator):
         results = []
         for start in range(0, len(atoms_list), batch_size):
             chunk = list(atoms_list[start : start + batch_size])
-            want = any(a.pbc.all() for a in chunk) if stress is None else stress
+            if stress is None:
+                want = self.force_mode == "conservative" and any(a.pbc.all() for a in chunk)
+            else:
+                want = stress
+            if stress and self.force_mode == "direct":
+                raise PropertyNotImplementedError("a direct-force model gives no stress")
             if stress and not all(a.pbc.all() for a in chunk):
                 raise PropertyNotImplementedError("stress requested for a structure that is not 3-D periodic")
             results.extend(self._predict(chunk, want))

@@ -54,7 +54,8 @@ def evaluate_file(model, path: str | Path, *, keys: LabelKeys | None = None, bat
                   device: str = "auto", dtype: str = "float64", plot_dir: str | Path | None = None) -> dict:
     """Metrics of ``model`` (checkpoint path, bundled name or built model) on the structures in ``path``.
 
-    Forces are the model's conservative forces (-dE/dr), as the ASE calculator gives them.
+    Forces are those the ASE calculator gives: -dE/dr, or the direct-force head for a model
+    trained with ``--forces direct`` (``forces_mode`` in the result says which).
     """
     from ..calculators import DeNSCalculator
 
@@ -64,7 +65,7 @@ def evaluate_file(model, path: str | Path, *, keys: LabelKeys | None = None, bat
     results = calc.batch_evaluate(frames, batch_size=batch_size)
     pairs = collect(frames, labels, results)
     out = {"file": str(path), "structures": len(frames), "atoms": int(sum(len(a) for a in frames)),
-           "metrics": metrics(pairs)}
+           "forces_mode": calc.force_mode, "metrics": metrics(pairs)}
     if plot_dir is not None:
         out["plots"] = [str(p) for p in parity_plots(pairs, plot_dir)]
     return out
