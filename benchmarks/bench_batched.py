@@ -29,7 +29,6 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=3, help="median over this many passes")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--compile", action="store_true", help="DeNSCalculator(compile=True); compile time reported")
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -44,9 +43,9 @@ def main() -> None:
     frames = ase.io.read(FRAMES, f":{args.frames}")
     for atoms in frames:
         atoms.calc = None
-    calc = DeNSCalculator(default_model(), device="cpu", dtype=args.dtype, compile=args.compile)
+    calc = DeNSCalculator(default_model(), device="cpu", dtype=args.dtype)
     start = time.perf_counter()
-    # warm-up (and, with --compile, compilation) for a single frame and for every batch size
+    # warm-up for a single frame and for every batch size
     calc.calculate(frames[0], ["energy", "forces"], all_changes)
     for bs in args.batch_sizes:
         calc.batch_evaluate(frames[:bs], batch_size=bs)
@@ -61,8 +60,7 @@ def main() -> None:
     for bs in args.batch_sizes:
         rows.append({"mode": "batch_evaluate", "batch_size": bs,
                      "ms": median_ms(lambda: calc.batch_evaluate(frames, batch_size=bs), args.repeats, 1)})
-    print(f"{len(frames)} aspirin frames, {args.dtype}, {args.threads} threads, compile={args.compile} "
-          f"(warm-up {warmup_s:.1f} s)\n")
+    print(f"{len(frames)} aspirin frames, {args.dtype}, {args.threads} threads (warm-up {warmup_s:.1f} s)\n")
     print("| mode | batch size | ms for all frames | frames/s | speed-up vs one-by-one |\n|---|---|---|---|---|")
     for r in rows:
         r["frames_per_s"] = 1000 * len(frames) / r["ms"]
@@ -70,7 +68,7 @@ def main() -> None:
         print(f"| {r['mode']} | {r['batch_size']} | {r['ms']:.0f} | {r['frames_per_s']:.0f} | {r['speedup']:.2f}x |")
     if args.json:
         Path(args.json).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "dtype": args.dtype,
-                                               "threads": args.threads, "compile": args.compile,
+                                               "threads": args.threads,
                                                "warmup_s": warmup_s, "rows": rows}, indent=1))
 
 

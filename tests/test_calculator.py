@@ -104,38 +104,10 @@ def test_bundled_models_load_by_name_and_run(name):
     assert np.all(np.isfinite(atoms.get_stress()))
 
 
-def test_compile_failure_falls_back_to_eager(model64, si_cell, monkeypatch, caplog):
-    def broken_compile(module, **kwargs):
-        def fail(*args, **kw):
-            raise RuntimeError("no C++ compiler found")
-
-        return fail
-
-    monkeypatch.setattr(torch, "compile", broken_compile)
-    calc = DeNSCalculator(model64, device="cpu", dtype="float64", compile=True)
-    si_cell.calc = calc
-    energy = si_cell.get_potential_energy()
-    assert "torch.compile failed" in caplog.text and calc.parameters["compile"] is False
-    reference = DeNSCalculator(model64, device="cpu", dtype="float64")
-    assert energy == pytest.approx(reference.get_potential_energy(si_cell.copy()), abs=1e-10)
-
-
-@pytest.mark.slow
-def test_compiled_calculator_matches_eager(model64, ethanol, si_cell):
-    """torch.compile gives the same energies, forces and stress (slow: compiles for minutes)."""
-    for atoms in (ethanol, si_cell):
-        eager = DeNSCalculator(model64, device="cpu", dtype="float64").get_properties(["energy", "forces"], atoms)
-        compiled = DeNSCalculator(model64, device="cpu", dtype="float64", compile=True)
-        result = compiled.get_properties(["energy", "forces"], atoms)
-        assert compiled.parameters["compile"] is True
-        assert result["energy"] == pytest.approx(eager["energy"], abs=1e-8)
-        np.testing.assert_allclose(result["forces"], eager["forces"], atol=1e-8)
-
-
 def test_direct_force_model_uses_its_force_head(model64, si_cell, tmp_path):
     from dens_calc.checkpoint import save_model
-    from dens_calc.nn.model import evaluate
     from dens_calc.data.graph import atoms_to_graph, collate
+    from dens_calc.nn.model import evaluate
 
     save_model(model64, tmp_path / "direct", metadata={"forces": "direct"})
     calc = DeNSCalculator(tmp_path / "direct", device="cpu", dtype="float64")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from .._allocator import tune_allocator
 from ..checkpoint import load_model, resolve_checkpoint
 from ..data.graph import atoms_to_graph, collate
 from ..nn.model import DeNSPotential, evaluate
-
-logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -60,11 +57,6 @@ class DeNSCalculator(Calculator):
     dtype
         ``"float32"`` (default; fast) or ``"float64"`` (for finite-difference checks,
         phonons and tight NVE energy conservation).
-    compile
-        Run the network through ``torch.compile`` (dynamic shapes).  The first calls pay a
-        one-off compilation of one to a few minutes, after which long MD runs go faster (see
-        ``benchmarks/README.md``).  If compilation fails (e.g. no C++ compiler), the calculator
-        logs a warning and carries on uncompiled.
     forces
         ``"auto"`` (default: as the model was trained, from its checkpoint metadata),
         ``"conservative"`` (−∂E/∂r; also gives stress) or ``"direct"`` (the direct-force head of a
@@ -77,7 +69,7 @@ class DeNSCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model: str | Path | DeNSPotential, *, device: str = "auto", dtype: str = "float32",
-                 compile: bool = False, forces: str = "auto", **kwargs):
+                 forces: str = "auto", **kwargs):
         super().__init__(**kwargs)
         tune_allocator()
         self.device = resolve_device(device)
@@ -93,7 +85,6 @@ class DeNSCalculator(Calculator):
             source, digest = str(path), _file_sha256(path)
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self._network = torch.compile(self.model, dynamic=True) if compile else self.model
         if forces == "auto":
             forces = self.metadata.get("forces", "conservative")
         if forces not in ("conservative", "direct"):
@@ -101,7 +92,7 @@ class DeNSCalculator(Calculator):
         self.force_mode = forces
         self.parameters.update(
             model=source, checkpoint_sha256=digest, device=str(self.device),
-            dtype=str(self.dtype).removeprefix("torch."), compile=bool(compile), forces=forces,
+            dtype=str(self.dtype).removeprefix("torch."), forces=forces,
             dens_calc_version=__version__,
         )
 
@@ -117,23 +108,12 @@ class DeNSCalculator(Calculator):
         return atoms_to_graph(atoms, self.model.config.species, self.model.config.r_max, dtype=self.dtype)
 
     def _evaluate(self, batch, want_stress: bool) -> dict[str, torch.Tensor]:
-        if self._network is not self.model:
-            try:
-                return self._forward(self._network, batch, want_stress)
-            except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, never fail the run
-                logger.warning("torch.compile failed (%s: %s); continuing without compilation",
-                               type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-                self._network = self.model
-                self.parameters["compile"] = False
-        return self._forward(self.model, batch, want_stress)
-
-    def _forward(self, network, batch, want_stress: bool) -> dict[str, torch.Tensor]:
         if self.force_mode == "direct":
             with torch.no_grad():
-                out = evaluate(network, batch, compute_forces=False, vector_heads=True)
+                out = evaluate(self.model, batch, compute_forces=False, vector_heads=True)
             out["forces"] = out["direct_forces"]
             return out
-        return evaluate(network, batch, compute_forces=True, compute_stress=want_stress)
+        return evaluate(self.model, batch, compute_forces=True, compute_stress=want_stress)
 
     def _predict(self, atoms_list: Sequence[Atoms], want_stress: bool) -> list[dict[str, np.ndarray]]:
         batch = collate([self._graph(a) for a in atoms_list]).to(self.device)
