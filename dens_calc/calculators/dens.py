@@ -137,19 +137,25 @@ class DeNSCalculator(Calculator):
             results.append(res)
         return results
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
-        want_stress = "stress" in properties
-        if want_stress and self.force_mode == "direct":
+    def _check_stress_possible(self, atoms_list: Sequence[Atoms]) -> None:
+        """Raise PropertyNotImplementedError if stress was asked for where the model cannot give it."""
+        if self.force_mode == "direct":
             raise PropertyNotImplementedError(
                 "a direct-force model gives no stress; fine-tune it conservatively "
                 "(dens-calc finetune --forces conservative) or use DeNSCalculator(..., forces='conservative')"
             )
-        if want_stress and not self.atoms.pbc.all():
-            raise PropertyNotImplementedError(
-                "stress needs a cell that is periodic in all three directions "
-                f"(this structure has pbc={self.atoms.pbc.tolist()})"
-            )
+        for atoms in atoms_list:
+            if not atoms.pbc.all():
+                raise PropertyNotImplementedError(
+                    "stress needs a cell that is periodic in all three directions "
+                    f"(this structure has pbc={atoms.pbc.tolist()})"
+                )
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        want_stress = "stress" in properties
+        if want_stress:
+            self._check_stress_possible([self.atoms])
         # stress costs almost nothing extra, so compute it whenever the cell allows
         auto_stress = self.atoms.pbc.all() and self.force_mode == "conservative"
         self.results = self._predict([self.atoms], want_stress or auto_stress)[0]
@@ -169,9 +175,7 @@ class DeNSCalculator(Calculator):
                 want = self.force_mode == "conservative" and any(a.pbc.all() for a in chunk)
             else:
                 want = stress
-            if stress and self.force_mode == "direct":
-                raise PropertyNotImplementedError("a direct-force model gives no stress")
-            if stress and not all(a.pbc.all() for a in chunk):
-                raise PropertyNotImplementedError("stress requested for a structure that is not 3-D periodic")
+            if stress:
+                self._check_stress_possible(chunk)
             results.extend(self._predict(chunk, want))
         return results
