@@ -73,7 +73,7 @@ def main() -> None:
 
     from dens_calc import DeNSCalculator
     from dens_calc.calculations.common import SimulationError
-    from dens_calc.calculations.md import run_md
+    from dens_calc.calculations.md import LOG_COLUMNS, run_md
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -93,8 +93,9 @@ def main() -> None:
     except SimulationError as exc:
         report.update(stable=False, error=str(exc))
     else:
-        log = np.loadtxt(out / "nve" / "md.log", ndmin=2)  # columns: step, time (ps), ..., E_tot (col 4)
-        slope = np.polyfit(log[:, 1], log[:, 4], 1)[0] / len(atoms)
+        log = np.loadtxt(out / "nve" / "md.log", ndmin=2)
+        time_ps, etot = log[:, LOG_COLUMNS.index("time_ps")], log[:, LOG_COLUMNS.index("Etot_eV")]
+        slope = np.polyfit(time_ps, etot, 1)[0] / len(atoms)
         frames = ase.io.read(out / "nvt" / "md.extxyz", ":") + ase.io.read(out / "nve" / "md.extxyz", ":")
         report.update(
             stable=True,
@@ -102,7 +103,7 @@ def main() -> None:
             nvt_mean_temperature_K=nvt["mean_temperature_K"], nve_mean_temperature_K=nve["mean_temperature_K"],
             min_distance_Ang=min_distance(frames), frames_checked=len(frames),
             nve_drift_meV_per_atom_per_ps=1000 * slope,
-            nve_etot_fluctuation_meV_per_atom=1000 * float(log[:, 4].std()) / len(atoms),
+            nve_etot_fluctuation_meV_per_atom=1000 * float(etot.std()) / len(atoms),
             nvt_steps_per_s=nvt["steps_per_s"],
         )
     report["wall_s"] = time.perf_counter() - t0
