@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dens_calc.nn.blocks import SquareProduct
+from dens_calc.nn.blocks import RankedKernelProduct, SquareProduct
 from dens_calc.nn.irreps import square_coupling_table
 
 
@@ -19,3 +19,29 @@ def test_square_product_equals_dense_coupling_table(l_max):
     dense = table.view(len(paths), d, d, d)
     expected = torch.einsum("pkij,nic,njc,npc->nkc", dense, a, a, block.weight[species])
     torch.testing.assert_close(block(a, species), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rank", [1, 2])
+def test_ranked_kernel_product_value_gradient_and_double_gradient(rank):
+    torch.manual_seed(1)
+    edges, d, channels = 3, 4, 2
+    kernel = torch.randn(edges, d, rank * d, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(edges, rank, channels, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(edges, d, channels, dtype=torch.float64, requires_grad=True)
+    expected = torch.einsum("ekgi,egc,eic->ekc", kernel.view(edges, d, rank, d), a, h)
+    torch.testing.assert_close(RankedKernelProduct.apply(kernel, a, h), expected, rtol=1e-12, atol=1e-12)
+    # the hand-written backward, and its own derivative (force training differentiates it again)
+    assert torch.autograd.gradcheck(RankedKernelProduct.apply, (kernel, a, h))
+    assert torch.autograd.gradgradcheck(RankedKernelProduct.apply, (kernel, a, h))
+
+
+def test_ranked_kernel_product_in_place_backward_matches_graph_building_backward():
+    torch.manual_seed(2)
+    kernel = torch.randn(6, 4, 8, requires_grad=True)
+    a, h = torch.randn(6, 2, 5, requires_grad=True), torch.randn(6, 4, 5, requires_grad=True)
+    grad_out = torch.randn(6, 4, 5)
+    out = RankedKernelProduct.apply(kernel, a, h)
+    plain = torch.autograd.grad(out, (kernel, a, h), grad_out, retain_graph=True)
+    with_graph = torch.autograd.grad(out, (kernel, a, h), grad_out, create_graph=True)
+    for x, y in zip(plain, with_graph):
+        torch.testing.assert_close(x, y.detach())

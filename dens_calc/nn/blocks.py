@@ -143,8 +143,50 @@ class EdgeConvolution(nn.Module):
         # K_g acts on components and a_g on channels, so they commute: sum_g K_g (a_g * h_j)
         # is one bmm over the stacked (g, D_in) axis, with no [E, G, D, C] output to reduce
         kernel = kernel.permute(0, 3, 1, 2).reshape(e, d, g * d)  # [E, D_out, G*D_in]
-        scaled = (a.unsqueeze(2) * hj.unsqueeze(1)).reshape(e, g * d, c)  # [E, G*D_in, C]
-        return torch.bmm(kernel, scaled)  # [E, D_out, C]
+        return RankedKernelProduct.apply(kernel, a, hj)  # [E, D_out, C]
+
+
+class RankedKernelProduct(torch.autograd.Function):
+    """out[e,k,c] = sum_{g,i} K[e,k,g,i] a[e,g,c] h[e,i,c]: the per-edge message contraction.
+
+    Plain autograd keeps the [E, G, D, C] product a (x) h for the backward pass and builds two
+    more tensors of that size there (for the gradients of a and h), the largest arrays of the
+    model.  Here the backward pass recomputes what it needs from K, a and h and reduces over g
+    and i as it goes.  Measured on one CPU thread at the shapes of 64 aspirin frames (E = 19382,
+    G = 2, D = 9, C = 64): forward + backward of the contraction 350-450 -> 205-225 ms; the whole
+    batched energy + forces call about 5 % faster.  The backward is written in differentiable
+    torch ops, so force training (double backward) works; tests/test_blocks.py checks both.
+    """
+
+    @staticmethod
+    def forward(ctx, kernel: torch.Tensor, a: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        e, g, c = a.shape
+        ctx.save_for_backward(kernel, a, h)
+        scaled = (a.unsqueeze(2) * h.unsqueeze(1)).reshape(e, g * h.shape[1], c)  # [E, G*D_in, C]
+        return torch.bmm(kernel, scaled)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        kernel, a, h = ctx.saved_tensors
+        e, g, c = a.shape
+        d_in, d_out = h.shape[1], kernel.shape[1]
+        grad_kernel = grad_a = grad_h = None
+        if ctx.needs_input_grad[0]:
+            # dK[e,k,g,i] = sum_c (grad_out[e,k,c] a[e,g,c]) h[e,i,c]
+            weighted = (grad_out.unsqueeze(1) * a.unsqueeze(2)).reshape(e, g * d_out, c)
+            grad_kernel = torch.bmm(weighted, h.transpose(1, 2)).view(e, g, d_out, d_in)
+            grad_kernel = grad_kernel.transpose(1, 2).reshape(e, d_out, g * d_in)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            back = torch.bmm(kernel.transpose(1, 2), grad_out).view(e, g, d_in, c)  # K^T grad_out
+            if ctx.needs_input_grad[2]:
+                grad_h = back[:, 0] * a[:, 0, None]
+                for rank in range(1, g):
+                    grad_h = torch.addcmul(grad_h, back[:, rank], a[:, rank, None])
+            if ctx.needs_input_grad[1]:
+                # in place when no graph is being built (forces only): no new [E, G, D, C] array
+                product = back.mul_(h.unsqueeze(1)) if not torch.is_grad_enabled() else back * h.unsqueeze(1)
+                grad_a = product.sum(2)
+        return grad_kernel, grad_a, grad_h
 
 
 class SquareProduct(nn.Module):
