@@ -57,6 +57,8 @@ ARCH = [
     ("--channels", "num_channels", dict(type=int, help="Channels per degree [32].")),
     ("--l-max", "l_max", dict(type=int, help="Largest spherical-harmonic degree (0-3) [2].")),
     ("--layers", "num_layers", dict(type=int, help="Interaction layers [2].")),
+    ("--pair-repulsion/--no-pair-repulsion", "pair_repulsion",
+     dict(default=None, help="Add ZBL nuclear repulsion below the sum of covalent radii (keeps hot MD from collapsing) [off].")),
 ]
 
 

@@ -37,10 +37,12 @@ def test_config_file_and_flags_override(tmp_path, data):
     (tmp_path / "c.yaml").write_text("max_epochs: 1\nforces: conservative\ndens:\n  p: 0.9\n  ratio: 0.5\n")
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", "--train", str(data), "--out", str(out), "--config",
-                                       str(tmp_path / "c.yaml"), "--dens-p", "0.3", *TINY])
+                                       str(tmp_path / "c.yaml"), "--dens-p", "0.3", "--pair-repulsion", *TINY])
     assert result.exit_code == 0, result.output
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["forces"] == "conservative" and cfg["dens"]["p"] == 0.3 and cfg["dens"]["ratio"] == 0.5
+    assert cfg["model"]["pair_repulsion"] is True
+    assert json.loads((out / "config.json").read_text())["model_config"]["pair_repulsion"] is True
 
 
 def test_bad_config_key_is_a_clean_error(tmp_path, data):

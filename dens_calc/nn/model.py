@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from .blocks import BesselBasis, EdgeConvolution, EquivariantLinear, ForceEncoding, SquareProduct, VectorHead
+from .blocks import BesselBasis, EdgeConvolution, EquivariantLinear, ForceEncoding, SquareProduct, VectorHead, ZBLRepulsion
 
 
 @dataclass
@@ -32,6 +32,8 @@ class ModelConfig:
     avg_num_neighbors: float = 20.0
     scale: float = 1.0
     shift: float = 0.0
+    # ZBL nuclear repulsion added to the energy below the sum of covalent radii (MACE's option too)
+    pair_repulsion: bool = False
 
     def __post_init__(self) -> None:
         if len(self.species) != len(self.atomic_energies):
@@ -94,6 +96,7 @@ class DeNSPotential(nn.Module):
         self.layers = nn.ModuleList(InteractionLayer(cfg) for _ in range(cfg.num_layers))
         self.readouts = nn.ModuleList(nn.Linear(c, 1, bias=False) for _ in range(cfg.num_layers - 1))
         self.final_readout = nn.Sequential(nn.Linear(c, cfg.readout_hidden), nn.SiLU(), nn.Linear(cfg.readout_hidden, 1))
+        self.repulsion = ZBLRepulsion(cfg.species, cfg.envelope_p) if cfg.pair_repulsion else None
         self.force_encoding = ForceEncoding(cfg.l_max, c)
         self.force_head = VectorHead(c)
         self.noise_head = VectorHead(c)
@@ -150,6 +153,10 @@ class DeNSPotential(nn.Module):
             node_energy = node_energy + head(h[:, 0, :]).squeeze(-1)
 
         node_energy = self.config.scale * node_energy + self.config.shift  # [N] model dtype
+        if self.repulsion is not None:
+            # each pair appears as two directed edges: half of its energy goes to each atom
+            pair = 0.5 * self.repulsion(lengths, species[receiver], species[sender])
+            node_energy = node_energy.index_add(0, receiver, pair)
         # the reference energies are added in float64 (see ``atomic_energies``)
         node_energy = node_energy.double() + torch.index_select(self.atomic_energies, 0, species)
         energy = node_energy.new_zeros(num_graphs).index_add_(0, batch, node_energy)

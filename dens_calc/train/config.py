@@ -17,7 +17,7 @@ Scheduler = Literal["cosine", "plateau"]
 
 # architecture keys a training config may set (species/E0s/normalisation come from the data)
 ARCHITECTURE_KEYS = ("r_max", "num_channels", "l_max", "num_layers", "num_basis", "envelope_p",
-                     "radial_hidden", "radial_rank", "readout_hidden")
+                     "radial_hidden", "radial_rank", "readout_hidden", "pair_repulsion")
 
 
 class ConfigError(ValueError):
