@@ -151,9 +151,9 @@ class RankedKernelProduct(torch.autograd.Function):
     more tensors of that size there (for the gradients of a and h), the largest arrays of the
     model.  Here the backward pass recomputes what it needs from K, a and h and reduces over g
     and i as it goes.  Measured on one CPU thread at the shapes of 64 aspirin frames (E = 19382,
-    G = 2, D = 9, C = 64): forward + backward of the contraction 350-450 -> 205-225 ms; the whole
-    batched energy + forces call about 5 % faster.  The backward is written in differentiable
-    torch ops, so force training (double backward) works; tests/test_blocks.py checks both.
+    G = 2, D = 9, C = 64): forward + backward of the contraction 350-450 -> 205-225 ms (whole-call
+    numbers in benchmarks/README.md).  The backward is written in differentiable torch ops, so
+    force training (double backward) works; tests/test_blocks.py checks both.
     """
 
     @staticmethod
@@ -276,9 +276,10 @@ class ZBLRepulsion(nn.Module):
 
     E_ij = k_e Z_i Z_j / r * phi(r / a_ij), a_ij = 0.46850 Å / (Z_i^0.23 + Z_j^0.23), switched off
     smoothly (polynomial envelope, p = 6) at the sum of the two covalent radii.  Training data
-    rarely has atoms closer than ~0.8 of a bond length, so a network alone is free to do anything
-    there, and hot MD that gets there collapses; the prior makes close approach cost energy.  The
-    network learns the remainder of the energy on top of it.  Returns one energy per directed edge.
+    seldom samples close approach (the Zuo 2020 Li set has no pair closer than 2.00 Å, 0.67 of the
+    bond length), so a network alone is free to do anything there, and hot MD that gets there
+    collapses; the prior makes close approach cost energy and the network learns the remainder.
+    Returns one energy per directed edge.
     """
 
     COULOMB_EV_ANGSTROM = 14.399645  # e^2 / (4 pi eps0)
