@@ -9,6 +9,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PEERS = REPO.parent / "shared" / "peers"
+# real aspirin frames (rMD17 test split) for the batched and compile benchmarks
+ASPIRIN_FRAMES = REPO.parent / "shared" / "data" / "rmd17_aspirin" / "rmd17_aspirin_test.xyz"
 
 
 def median_ms(fn, calls: int, warmup: int) -> float:

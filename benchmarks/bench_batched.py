@@ -17,9 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import REPO, median_ms  # noqa: E402
-
-FRAMES = REPO.parent / "shared" / "data" / "rmd17_aspirin" / "rmd17_aspirin_test.xyz"
+from _timing import ASPIRIN_FRAMES, median_ms  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +38,7 @@ def main() -> None:
     from dens_calc import DeNSCalculator
 
     torch.set_num_threads(args.threads)
-    frames = ase.io.read(FRAMES, f":{args.frames}")
+    frames = ase.io.read(ASPIRIN_FRAMES, f":{args.frames}")
     for atoms in frames:
         atoms.calc = None
     calc = DeNSCalculator(default_model(), device="cpu", dtype=args.dtype)

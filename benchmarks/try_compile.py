@@ -15,9 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import REPO, median_ms
-
-FRAMES = REPO.parent / "shared" / "data" / "rmd17_aspirin" / "rmd17_aspirin_test.xyz"
+from _timing import ASPIRIN_FRAMES, median_ms
 
 
 def main() -> None:
@@ -30,7 +28,7 @@ def main() -> None:
     from dens_calc.nn.model import evaluate
 
     torch.set_num_threads(2)
-    frames = ase.io.read(FRAMES, ":16")
+    frames = ase.io.read(ASPIRIN_FRAMES, ":16")
     for atoms in frames:
         atoms.calc = None
     model = DeNSCalculator(default_model(), device="cpu", dtype="float32").model
