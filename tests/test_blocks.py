@@ -45,3 +45,21 @@ def test_ranked_kernel_product_in_place_backward_matches_graph_building_backward
     with_graph = torch.autograd.grad(out, (kernel, a, h), grad_out, create_graph=True)
     for x, y in zip(plain, with_graph):
         torch.testing.assert_close(x, y.detach())
+
+
+def test_ranked_kernel_product_blocked_over_edges_matches_one_block(monkeypatch):
+    torch.manual_seed(3)
+    kernel = torch.randn(11, 4, 8, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(11, 2, 5, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(11, 4, 5, dtype=torch.float64, requires_grad=True)
+    grad_out = torch.randn(11, 4, 5, dtype=torch.float64)
+
+    def value_and_grads():
+        out = RankedKernelProduct.apply(kernel, a, h)
+        return (out, *torch.autograd.grad(out, (kernel, a, h), grad_out))
+
+    monkeypatch.setattr(RankedKernelProduct, "edge_block", 1000)
+    one_block = value_and_grads()
+    monkeypatch.setattr(RankedKernelProduct, "edge_block", 3)  # 11 edges: blocks of 3, 3, 3, 2
+    for x, y in zip(value_and_grads(), one_block):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)

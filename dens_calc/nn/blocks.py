@@ -65,12 +65,15 @@ class EquivariantLinear(nn.Module):
 
     def __init__(self, l_max: int, c_in: int, c_out: int, bias: bool = False):
         super().__init__()
-        self.slices = degree_slices(l_max)
         self.weight = nn.Parameter(torch.randn(l_max + 1, c_in, c_out) / math.sqrt(c_in))
         self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
+        self.register_buffer("component_degree", degree_of_component(l_max), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, D, C_in] -> [N, D, C_out]
-        out = torch.cat([x[:, s, :] @ self.weight[l] for l, s in enumerate(self.slices)], dim=1)
+        # one batched GEMM over the D components ([N, C_in] @ [C_in, C_out] each); a matmul per
+        # degree on the strided slice x[:, s, :] would be run as N tiny products instead
+        weight = torch.index_select(self.weight, 0, self.component_degree)  # [D, C_in, C_out]
+        out = torch.bmm(x.transpose(0, 1), weight).transpose(0, 1)  # a [N, D, C_out] view
         if self.bias is not None:
             out = torch.cat([out[:, :1, :] + self.bias, out[:, 1:, :]], dim=1)
         return out
@@ -150,40 +153,79 @@ class RankedKernelProduct(torch.autograd.Function):
     Plain autograd keeps the [E, G, D, C] product a (x) h for the backward pass and builds two
     more tensors of that size there (for the gradients of a and h), the largest arrays of the
     model.  Here the backward pass recomputes what it needs from K, a and h and reduces over g
-    and i as it goes.  Measured on one CPU thread at the shapes of 64 aspirin frames (E = 19382,
-    G = 2, D = 9, C = 64): forward + backward of the contraction 350-450 -> 205-225 ms (whole-call
-    numbers in benchmarks/README.md).  The backward is written in differentiable torch ops, so
-    force training (double backward) works; tests/test_blocks.py checks both.
+    and i as it goes.  On the CPU both passes also run over blocks of ``edge_block`` edges, so
+    each [block, G*D, C] temporary (about 1 MB at C = 64) stays in a core's L2 cache instead of
+    streaming tens of MB through memory; the element-wise steps are memory-bound.  Measured on one
+    CPU thread at the shapes of 32 / 64 aspirin frames (E = 9668 / 19382, G = 2, D = 9, C = 64):
+    forward + backward 81 -> 52 ms / 183 -> 126 ms from the blocking (whole-call numbers in
+    benchmarks/README.md).  With a graph being built (force training differentiates the backward
+    again) the backward runs unblocked in differentiable torch ops; tests/test_blocks.py checks both.
     """
+
+    edge_block = 256
+
+    @classmethod
+    def _blocks(cls, num_edges: int, device: torch.device):
+        # a GPU wants one big launch, not hundreds of small ones
+        step = num_edges if device.type != "cpu" else cls.edge_block
+        return [(lo, min(lo + step, num_edges)) for lo in range(0, num_edges, max(step, 1))]
 
     @staticmethod
     def forward(ctx, kernel: torch.Tensor, a: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        kernel, a, h = kernel.contiguous(), a.contiguous(), h.contiguous()
         e, g, c = a.shape
         ctx.save_for_backward(kernel, a, h)
-        scaled = (a.unsqueeze(2) * h.unsqueeze(1)).reshape(e, g * h.shape[1], c)  # [E, G*D_in, C]
-        return torch.bmm(kernel, scaled)
+        out = kernel.new_empty(e, kernel.shape[1], c)
+        for lo, hi in RankedKernelProduct._blocks(e, kernel.device):
+            scaled = (a[lo:hi].unsqueeze(2) * h[lo:hi].unsqueeze(1)).reshape(hi - lo, -1, c)  # [B, G*D_in, C]
+            torch.bmm(kernel[lo:hi], scaled, out=out[lo:hi])
+        return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         kernel, a, h = ctx.saved_tensors
+        need_kernel, need_a, need_h = ctx.needs_input_grad
+        if torch.is_grad_enabled():
+            return RankedKernelProduct._backward_with_graph(kernel, a, h, grad_out, need_kernel, need_a, need_h)
+        grad_out = grad_out.contiguous()
+        e, g, c = a.shape
+        d_in, d_out = h.shape[1], kernel.shape[1]
+        grad_kernel = kernel.new_empty(kernel.shape) if need_kernel else None
+        grad_a = a.new_empty(a.shape) if need_a else None
+        grad_h = h.new_empty(h.shape) if need_h else None
+        for lo, hi in RankedKernelProduct._blocks(e, kernel.device):
+            n, go, ab, hb = hi - lo, grad_out[lo:hi], a[lo:hi], h[lo:hi]
+            if need_kernel:
+                # dK[e,k,g,i] = sum_c (grad_out[e,k,c] a[e,g,c]) h[e,i,c]
+                weighted = (go.unsqueeze(1) * ab.unsqueeze(2)).reshape(n, g * d_out, c)
+                block = torch.bmm(weighted, hb.transpose(1, 2)).view(n, g, d_out, d_in)
+                grad_kernel[lo:hi] = block.transpose(1, 2).reshape(n, d_out, g * d_in)
+            if need_a or need_h:
+                back = torch.bmm(kernel[lo:hi].transpose(1, 2), go).view(n, g, d_in, c)  # K^T grad_out
+                if need_h:
+                    acc = torch.mul(back[:, 0], ab[:, 0, None], out=grad_h[lo:hi])
+                    for rank in range(1, g):
+                        acc.addcmul_(back[:, rank], ab[:, rank, None])
+                if need_a:
+                    torch.sum(back.mul_(hb.unsqueeze(1)), 2, out=grad_a[lo:hi])
+        return grad_kernel, grad_a, grad_h
+
+    @staticmethod
+    def _backward_with_graph(kernel, a, h, grad_out, need_kernel, need_a, need_h):
+        """The same gradients in differentiable ops, for a second derivative."""
         e, g, c = a.shape
         d_in, d_out = h.shape[1], kernel.shape[1]
         grad_kernel = grad_a = grad_h = None
-        if ctx.needs_input_grad[0]:
-            # dK[e,k,g,i] = sum_c (grad_out[e,k,c] a[e,g,c]) h[e,i,c]
+        if need_kernel:
             weighted = (grad_out.unsqueeze(1) * a.unsqueeze(2)).reshape(e, g * d_out, c)
             grad_kernel = torch.bmm(weighted, h.transpose(1, 2)).view(e, g, d_out, d_in)
             grad_kernel = grad_kernel.transpose(1, 2).reshape(e, d_out, g * d_in)
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            back = torch.bmm(kernel.transpose(1, 2), grad_out).view(e, g, d_in, c)  # K^T grad_out
-            if ctx.needs_input_grad[2]:
-                grad_h = back[:, 0] * a[:, 0, None]
-                for rank in range(1, g):
-                    grad_h = torch.addcmul(grad_h, back[:, rank], a[:, rank, None])
-            if ctx.needs_input_grad[1]:
-                # in place when no graph is being built (forces only): no new [E, G, D, C] array
-                product = back.mul_(h.unsqueeze(1)) if not torch.is_grad_enabled() else back * h.unsqueeze(1)
-                grad_a = product.sum(2)
+        if need_a or need_h:
+            back = torch.bmm(kernel.transpose(1, 2), grad_out).view(e, g, d_in, c)
+            if need_h:
+                grad_h = (back * a.unsqueeze(2)).sum(1)
+            if need_a:
+                grad_a = (back * h.unsqueeze(1)).sum(2)
         return grad_kernel, grad_a, grad_h
 
 
