@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 8, 16, 32, 64])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--repeats", type=int, default=3, help="median over this many passes")
+    parser.add_argument("--repeats", type=int, default=5, help="median over this many interleaved passes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -53,11 +54,18 @@ def main() -> None:
         for atoms in frames:
             calc.calculate(atoms, ["energy", "forces"], all_changes)
 
-    single_ms = median_ms(one_by_one, args.repeats, 1)
-    rows = [{"mode": "one call per frame", "batch_size": 1, "ms": single_ms}]
-    for bs in args.batch_sizes:
-        rows.append({"mode": "batch_evaluate", "batch_size": bs,
-                     "ms": median_ms(lambda: calc.batch_evaluate(frames, batch_size=bs), args.repeats, 1)})
+    # one-by-one and every batch size timed in turn within each pass, so that drift of this shared
+    # machine's speed over the run hits all modes alike; medians over the passes
+    modes = [("one call per frame", 1, one_by_one)] + [
+        ("batch_evaluate", bs, lambda bs=bs: calc.batch_evaluate(frames, batch_size=bs)) for bs in args.batch_sizes
+    ]
+    times = {bs: [] for _, bs, _ in modes}
+    for _ in range(args.repeats):
+        for _, bs, fn in modes:
+            times[bs].append(median_ms(fn, 1, 0))
+    rows = [{"mode": mode, "batch_size": bs, "ms": statistics.median(times[bs]), "passes_ms": times[bs]}
+            for mode, bs, _ in modes]
+    single_ms = rows[0]["ms"]
     print(f"{len(frames)} aspirin frames, {args.dtype}, {args.threads} threads (warm-up {warmup_s:.1f} s)\n")
     print("| mode | batch size | ms for all frames | frames/s | speed-up vs one-by-one |\n|---|---|---|---|---|")
     for r in rows:
