@@ -63,3 +63,14 @@ def test_ranked_kernel_product_blocked_over_edges_matches_one_block(monkeypatch)
     monkeypatch.setattr(RankedKernelProduct, "edge_block", 3)  # 11 edges: blocks of 3, 3, 3, 2
     for x, y in zip(value_and_grads(), one_block):
         torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+
+
+def test_ranked_kernel_product_accepts_non_contiguous_inputs():
+    torch.manual_seed(4)
+    kernel = torch.randn(5, 8, 4, dtype=torch.float64).transpose(1, 2).requires_grad_(True)  # [5, 4, 8], strided
+    a = torch.randn(2, 5, 3, dtype=torch.float64).transpose(0, 1).requires_grad_(True)  # [5, 2, 3], strided
+    h = torch.randn(5, 4, 3, dtype=torch.float64, requires_grad=True)
+    expected = torch.einsum("ekgi,egc,eic->ekc", kernel.reshape(5, 4, 2, 4), a, h)
+    torch.testing.assert_close(RankedKernelProduct.apply(kernel, a, h), expected, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(RankedKernelProduct.apply, (kernel, a, h))
+    assert torch.autograd.gradgradcheck(RankedKernelProduct.apply, (kernel, a, h))

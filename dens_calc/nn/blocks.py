@@ -173,9 +173,11 @@ class RankedKernelProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, kernel: torch.Tensor, a: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        # the inputs themselves are saved (not contiguous copies made here, which would be cut off
+        # from the graph that a second derivative must follow)
+        ctx.save_for_backward(kernel, a, h)
         kernel, a, h = kernel.contiguous(), a.contiguous(), h.contiguous()
         e, g, c = a.shape
-        ctx.save_for_backward(kernel, a, h)
         out = kernel.new_empty(e, kernel.shape[1], c)
         for lo, hi in RankedKernelProduct._blocks(e, kernel.device):
             scaled = (a[lo:hi].unsqueeze(2) * h[lo:hi].unsqueeze(1)).reshape(hi - lo, -1, c)  # [B, G*D_in, C]
@@ -188,7 +190,7 @@ class RankedKernelProduct(torch.autograd.Function):
         need_kernel, need_a, need_h = ctx.needs_input_grad
         if torch.is_grad_enabled():
             return RankedKernelProduct._backward_with_graph(kernel, a, h, grad_out, need_kernel, need_a, need_h)
-        grad_out = grad_out.contiguous()
+        kernel, a, h, grad_out = kernel.contiguous(), a.contiguous(), h.contiguous(), grad_out.contiguous()
         e, g, c = a.shape
         d_in, d_out = h.shape[1], kernel.shape[1]
         grad_kernel = kernel.new_empty(kernel.shape) if need_kernel else None
