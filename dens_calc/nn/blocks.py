@@ -226,7 +226,10 @@ class RankedKernelProduct(torch.autograd.Function):
         if need_a or need_h:
             back = torch.bmm(kernel.transpose(1, 2), grad_out).view(e, g, d_in, c)
             if need_h:
-                grad_h = (back * a.unsqueeze(2)).sum(1)
+                # rank by rank: no [E, G, D, C] product kept for the second derivative
+                grad_h = back[:, 0] * a[:, 0, None]
+                for rank in range(1, g):
+                    grad_h = torch.addcmul(grad_h, back[:, rank], a[:, rank, None])
             if need_a:
                 grad_a = (back * h.unsqueeze(1)).sum(2)
         return grad_kernel, grad_a, grad_h
