@@ -259,9 +259,10 @@ class SquareProduct(nn.Module):
         n, d, c = a.shape
         # [D, N*C]: every gather and the scatter then move whole contiguous rows
         flat = a.permute(1, 0, 2).reshape(d, n * c)
-        weights = torch.index_select(torch.index_select(self.weight, 0, species), 1, self.entry_path)  # [N, S, C]
-        weights = weights * self.entry_value.like(a)[:, None]
-        weights = weights.permute(1, 0, 2).reshape(-1, n * c)  # [S, N*C]
+        # per-entry weights of each species first (a few KB), then one gather per node straight into
+        # the [S, N*C] layout: no [N, S, C] product and transpose copy
+        per_species = torch.index_select(self.weight, 1, self.entry_path) * self.entry_value.like(a)[:, None]
+        weights = torch.index_select(per_species.transpose(0, 1).contiguous(), 1, species).view(-1, n * c)  # [S, N*C]
         terms = torch.index_select(flat, 0, self.entry_i) * torch.index_select(flat, 0, self.entry_j) * weights
         out = flat.new_zeros(d, n * c).index_add_(0, self.entry_out, terms)
         return out.view(d, n, c).permute(1, 0, 2)
