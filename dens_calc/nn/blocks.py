@@ -187,51 +187,42 @@ class RankedKernelProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         kernel, a, h = ctx.saved_tensors
-        need_kernel, need_a, need_h = ctx.needs_input_grad
-        if torch.is_grad_enabled():
-            return RankedKernelProduct._backward_with_graph(kernel, a, h, grad_out, need_kernel, need_a, need_h)
+        needs = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # a second derivative will follow: whole arrays, differentiable ops
+            return RankedKernelProduct._gradients(kernel, a, h, grad_out, needs, in_place=False)
         kernel, a, h, grad_out = kernel.contiguous(), a.contiguous(), h.contiguous(), grad_out.contiguous()
-        e, g, c = a.shape
-        d_in, d_out = h.shape[1], kernel.shape[1]
-        grad_kernel = kernel.new_empty(kernel.shape) if need_kernel else None
-        grad_a = a.new_empty(a.shape) if need_a else None
-        grad_h = h.new_empty(h.shape) if need_h else None
-        for lo, hi in RankedKernelProduct._blocks(e, kernel.device):
-            n, go, ab, hb = hi - lo, grad_out[lo:hi], a[lo:hi], h[lo:hi]
-            if need_kernel:
-                # dK[e,k,g,i] = sum_c (grad_out[e,k,c] a[e,g,c]) h[e,i,c]
-                weighted = (go.unsqueeze(1) * ab.unsqueeze(2)).reshape(n, g * d_out, c)
-                block = torch.bmm(weighted, hb.transpose(1, 2)).view(n, g, d_out, d_in)
-                grad_kernel[lo:hi] = block.transpose(1, 2).reshape(n, d_out, g * d_in)
-            if need_a or need_h:
-                back = torch.bmm(kernel[lo:hi].transpose(1, 2), go).view(n, g, d_in, c)  # K^T grad_out
-                if need_h:
-                    acc = torch.mul(back[:, 0], ab[:, 0, None], out=grad_h[lo:hi])
-                    for rank in range(1, g):
-                        acc.addcmul_(back[:, rank], ab[:, rank, None])
-                if need_a:
-                    torch.sum(back.mul_(hb.unsqueeze(1)), 2, out=grad_a[lo:hi])
-        return grad_kernel, grad_a, grad_h
+        grads = [x.new_empty(x.shape) if need else None for x, need in zip((kernel, a, h), needs)]
+        for lo, hi in RankedKernelProduct._blocks(a.shape[0], kernel.device):
+            parts = RankedKernelProduct._gradients(
+                kernel[lo:hi], a[lo:hi], h[lo:hi], grad_out[lo:hi], needs, in_place=True
+            )
+            for grad, part in zip(grads, parts):
+                if grad is not None:
+                    grad[lo:hi] = part
+        return tuple(grads)
 
     @staticmethod
-    def _backward_with_graph(kernel, a, h, grad_out, need_kernel, need_a, need_h):
-        """The same gradients in differentiable ops, for a second derivative."""
+    def _gradients(kernel, a, h, grad_out, needs, in_place: bool):
+        """Gradients of (K, a, h) for these edges; ``in_place`` reuses a temporary (no graph kept)."""
+        need_kernel, need_a, need_h = needs
         e, g, c = a.shape
         d_in, d_out = h.shape[1], kernel.shape[1]
         grad_kernel = grad_a = grad_h = None
         if need_kernel:
+            # dK[e,k,g,i] = sum_c (grad_out[e,k,c] a[e,g,c]) h[e,i,c]
             weighted = (grad_out.unsqueeze(1) * a.unsqueeze(2)).reshape(e, g * d_out, c)
             grad_kernel = torch.bmm(weighted, h.transpose(1, 2)).view(e, g, d_out, d_in)
             grad_kernel = grad_kernel.transpose(1, 2).reshape(e, d_out, g * d_in)
         if need_a or need_h:
-            back = torch.bmm(kernel.transpose(1, 2), grad_out).view(e, g, d_in, c)
+            back = torch.bmm(kernel.transpose(1, 2), grad_out).view(e, g, d_in, c)  # K^T grad_out
             if need_h:
-                # rank by rank: no [E, G, D, C] product kept for the second derivative
+                # rank by rank: no [E, G, D, C] product (kept for a second derivative otherwise)
                 grad_h = back[:, 0] * a[:, 0, None]
                 for rank in range(1, g):
                     grad_h = torch.addcmul(grad_h, back[:, rank], a[:, rank, None])
             if need_a:
-                grad_a = (back * h.unsqueeze(1)).sum(2)
+                product = back.mul_(h.unsqueeze(1)) if in_place else back * h.unsqueeze(1)
+                grad_a = product.sum(2)
         return grad_kernel, grad_a, grad_h
 
 
