@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import nn
 
+from .fused import FusedEdgeConvolution, fused_applies
 from .irreps import degree_of_component, degree_slices, edge_coupling_table, square_coupling_table
 
 
@@ -94,13 +96,16 @@ class RadialMLP(nn.Module):
 
 
 class EdgeConvolution(nn.Module):
-    """Tensor product of sender features with edge spherical harmonics, radially weighted.
+    """Tensor product of sender features with edge spherical harmonics, radially weighted and summed
+    over each atom's incoming edges.
 
     msg_ij[k, c] = sum_g a_g(r_ij)[c] * sum_i K_g(r_ij)[i, k] h_j[i, c], where
     K_g = sum_paths b_g,path(r_ij) * CG_path(Y(r_ij)) is a [D, D] matrix per edge.  The
     per-channel, per-path radial weights of a full channel-wise tensor product (NequIP/MACE
     "uvu") are thus factorised to rank ``radial_rank``: every channel keeps its own radial
     profile, while the per-edge tensors stay [E, D, C] wide instead of [E, paths x D, C].
+    Returns agg_i = sum_j msg_ij as [N, D, C].  On the CPU in inference the fused kernel of
+    :mod:`dens_calc.nn.fused` computes the same without any [E, D, C] array.
     """
 
     def __init__(self, l_max: int, channels: int, num_basis: int, radial_hidden: int, radial_rank: int = 2):
@@ -117,6 +122,15 @@ class EdgeConvolution(nn.Module):
         # path (0, l, l) feeding each output component, looked up once here rather than every call
         scalar_path_of_component = torch.tensor(scalar_paths)[degree_of_component(l_max)]
         self.register_buffer("scalar_path_of_component", scalar_path_of_component, persistent=False)
+        # the non-zero couplings (rows p, j, i, k) for the fused kernel: all inputs, and scalar inputs (i = 0)
+        nonzero = (cg.abs() > 1e-12).nonzero()  # columns j, p, i, k
+        index = nonzero[:, [1, 0, 2, 3]].T.contiguous()
+        value = cg[tuple(nonzero.T)]
+        scalar = index[2] == 0
+        self.register_buffer("coupling_index", index, persistent=False)
+        self.register_buffer("scalar_coupling_index", index[:, scalar].contiguous(), persistent=False)
+        self.coupling_value = ExactConstant(value)
+        self.scalar_coupling_value = ExactConstant(value[scalar])
         self.radial = RadialMLP(num_basis, radial_hidden, radial_rank * (channels + self.num_paths))
 
     def forward(
@@ -126,26 +140,44 @@ class EdgeConvolution(nn.Module):
         basis: torch.Tensor,
         envelope: torch.Tensor,
         sender: torch.Tensor,
+        receiver: torch.Tensor,
         scalar_input: bool = False,
     ) -> torch.Tensor:
-        e, g, c, d = sh.shape[0], self.rank, self.channels, self.d
+        e, g, c = sh.shape[0], self.rank, self.channels
         radial = self.radial(basis)  # [E, G*(C+P)]
         # the envelope multiplies the message itself, so it vanishes smoothly at r_max
         a = (radial[:, : g * c] * envelope.unsqueeze(-1)).view(e, g, c)  # [E, G, C]
         b = radial[:, g * c :].view(e, g, self.num_paths)  # [E, G, P]
+        if scalar_input:  # only the l = 0 features are non-zero
+            h = h[:, :1, :]
+        if not self.training and fused_applies(h):
+            index, value = (
+                (self.scalar_coupling_index, self.scalar_coupling_value)
+                if scalar_input
+                else (self.coupling_index, self.coupling_value)
+            )
+            reference = functools.partial(self._torch_path, sender=sender, receiver=receiver, scalar_input=scalar_input)
+            return FusedEdgeConvolution.apply(h, b, sh, a, sender, receiver, index, value.like(h), reference)
+        return self._torch_path(h, b, sh, a, sender=sender, receiver=receiver, scalar_input=scalar_input)
+
+    def _torch_path(self, h, b, sh, a, *, sender, receiver, scalar_input):
+        """The reference implementation in torch ops (training, GPUs, second derivatives)."""
+        e, g, d = sh.shape[0], self.rank, self.d
         if scalar_input:
             # only l1 = 0 paths contribute: msg[e,k,c] = h_j[c] * Y[e,k] * sum_g a[e,g,c] b[e,g,path(l_k)]
             hj = torch.index_select(h[:, 0, :], 0, sender)  # [E, C]
             bk = b[:, :, self.scalar_path_of_component] * sh.unsqueeze(1)  # [E, G, D]
-            return torch.bmm(bk.transpose(1, 2), a) * hj.unsqueeze(1)  # [E, D, C]
-        hj = torch.index_select(h, 0, sender)  # [E, D, C]
-        # K_g = sum_{p,j} b_gp Y_j CG[p,j]: one well-shaped GEMM over all edges and ranks
-        b_outer_y = (b.unsqueeze(-1) * sh[:, None, None, :]).reshape(e * g, self.num_paths * d)  # [E*G, P*D]
-        kernel = (b_outer_y @ self.cg.like(sh)).view(e, g, d, d)  # [E, G, D_in, D_out]
-        # K_g acts on components and a_g on channels, so they commute: sum_g K_g (a_g * h_j)
-        # is one bmm over the stacked (g, D_in) axis, with no [E, G, D, C] output to reduce
-        kernel = kernel.permute(0, 3, 1, 2).reshape(e, d, g * d)  # [E, D_out, G*D_in]
-        return RankedKernelProduct.apply(kernel, a, hj)  # [E, D_out, C]
+            msgs = torch.bmm(bk.transpose(1, 2), a) * hj.unsqueeze(1)  # [E, D, C]
+        else:
+            hj = torch.index_select(h, 0, sender)  # [E, D, C]
+            # K_g = sum_{p,j} b_gp Y_j CG[p,j]: one well-shaped GEMM over all edges and ranks
+            b_outer_y = (b.unsqueeze(-1) * sh[:, None, None, :]).reshape(e * g, self.num_paths * d)  # [E*G, P*D]
+            kernel = (b_outer_y @ self.cg.like(sh)).view(e, g, d, d)  # [E, G, D_in, D_out]
+            # K_g acts on components and a_g on channels, so they commute: sum_g K_g (a_g * h_j)
+            # is one bmm over the stacked (g, D_in) axis, with no [E, G, D, C] output to reduce
+            kernel = kernel.permute(0, 3, 1, 2).reshape(e, d, g * d)  # [E, D_out, G*D_in]
+            msgs = RankedKernelProduct.apply(kernel, a, hj)  # [E, D_out, C]
+        return msgs.new_zeros(h.shape[0], d, msgs.shape[-1]).index_add_(0, receiver, msgs)
 
 
 class RankedKernelProduct(torch.autograd.Function):

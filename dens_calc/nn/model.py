@@ -72,8 +72,7 @@ class InteractionLayer(nn.Module):
         self.inv_avg_neighbors = 1.0 / cfg.avg_num_neighbors
 
     def forward(self, h, species, sh, basis, envelope, sender, receiver, scalar_input=False):
-        msgs = self.conv(self.linear_up(h), sh, basis, envelope, sender, scalar_input)  # [E, D, C]
-        agg = torch.zeros_like(h).index_add_(0, receiver, msgs) * self.inv_avg_neighbors  # [N, D, C]
+        agg = self.conv(self.linear_up(h), sh, basis, envelope, sender, receiver, scalar_input) * self.inv_avg_neighbors
         return h + self.linear_out(agg + self.product(agg, species))
 
 
