@@ -122,9 +122,11 @@ class FusedEdgeConvolution(torch.autograd.Function):
         h, b, y, a, sender, receiver, index, value = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: differentiate the torch implementation instead
             inputs = (h, b, y, a)
+            wanted = [x for x in inputs if x.requires_grad]
             with torch.enable_grad():
                 out = ctx.reference(*inputs)
-            grads = torch.autograd.grad(out, inputs, grad_agg, create_graph=True, allow_unused=True)
+            found = iter(torch.autograd.grad(out, wanted, grad_agg, create_graph=True, allow_unused=True))
+            grads = [next(found) if x.requires_grad else None for x in inputs]
         else:
             grads = torch.ops.dens_calc.edge_convolution_backward(
                 grad_agg.contiguous(), h.contiguous(), sender, receiver, b.contiguous(), y.contiguous(),

@@ -1,0 +1,150 @@
+"""The fused CPU edge-convolution kernel agrees with the torch implementation it replaces."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+
+from dens_calc import DeNSCalculator
+from dens_calc.nn import fused
+from dens_calc.nn.blocks import EdgeConvolution
+from dens_calc.nn.fused import fused_applies, fused_available, use_fused
+
+needs_kernel = pytest.mark.skipif(not fused_available(), reason="fused CPU kernel could not be compiled here")
+
+
+def edge_inputs(nodes=7, edges=40, d=9, channels=8, num_basis=6, seed=0, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    vectors = torch.randn(edges, 3, generator=gen, dtype=dtype)
+    from e3nn import o3
+
+    l_max = int(round(d**0.5)) - 1
+    sh = o3.spherical_harmonics(list(range(l_max + 1)), vectors, normalize=True, normalization="component")
+    return {
+        "h": torch.randn(nodes, d, channels, generator=gen, dtype=dtype),
+        "sh": sh,
+        "basis": torch.randn(edges, num_basis, generator=gen, dtype=dtype),
+        "envelope": torch.rand(edges, generator=gen, dtype=dtype),
+        "sender": torch.randint(0, nodes, (edges,), generator=gen),
+        # unsorted receivers and repeated pairs: the scatter must not assume any order
+        "receiver": torch.randint(0, nodes, (edges,), generator=gen),
+    }
+
+
+def run_conv(conv, inputs, fused_on, scalar_input, wrt=("h", "sh", "basis", "envelope")):
+    leaves = {k: (v.clone().requires_grad_(True) if k in wrt else v) for k, v in inputs.items()}
+    with use_fused(fused_on):
+        out = conv(leaves["h"], leaves["sh"], leaves["basis"], leaves["envelope"], leaves["sender"],
+                   leaves["receiver"], scalar_input=scalar_input)
+        weight = torch.randn(out.shape, generator=torch.Generator().manual_seed(9), dtype=out.dtype)
+        grads = torch.autograd.grad((out * weight).sum(), [leaves[k] for k in wrt])
+    return out, dict(zip(wrt, grads))
+
+
+@needs_kernel
+@pytest.mark.parametrize("l_max", [1, 2, 3])
+@pytest.mark.parametrize("scalar_input", [False, True])
+@pytest.mark.parametrize("rank", [1, 2])
+def test_fused_convolution_and_gradients_equal_torch_path(l_max, scalar_input, rank):
+    torch.manual_seed(3)
+    d = (l_max + 1) ** 2
+    conv = EdgeConvolution(l_max, 8, 6, 16, rank).double().eval()
+    inputs = edge_inputs(d=d)
+    assert fused_applies(inputs["h"])
+    ref, ref_grads = run_conv(conv, inputs, False, scalar_input)
+    out, grads = run_conv(conv, inputs, True, scalar_input)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for name in ref_grads:
+        torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-11, atol=1e-12, msg=name)
+    # the parameters' gradients too (radial network) — eval mode can still be differentiated
+    with use_fused(True):
+        loss = conv(*(inputs[k] for k in ("h", "sh", "basis", "envelope", "sender", "receiver")),
+                    scalar_input=scalar_input).square().sum()
+    fused_param_grads = torch.autograd.grad(loss, list(conv.parameters()))
+    with use_fused(False):
+        loss = conv(*(inputs[k] for k in ("h", "sh", "basis", "envelope", "sender", "receiver")),
+                    scalar_input=scalar_input).square().sum()
+    for got, expected in zip(fused_param_grads, torch.autograd.grad(loss, list(conv.parameters()))):
+        torch.testing.assert_close(got, expected, rtol=1e-11, atol=1e-12)
+
+
+@needs_kernel
+def test_fused_convolution_float32_with_channel_groups_and_remainder():
+    # 40 channels = one group of 32 plus one vector of 8: both code paths of the kernel
+    torch.manual_seed(4)
+    conv = EdgeConvolution(2, 40, 6, 16, 2).eval()
+    inputs = edge_inputs(channels=40, edges=300, nodes=30, dtype=torch.float32)
+    ref, ref_grads = run_conv(conv, inputs, False, False)
+    out, grads = run_conv(conv, inputs, True, False)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    for name in ref_grads:
+        torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-4, atol=1e-4, msg=name)
+
+
+@needs_kernel
+def test_second_derivative_through_fused_kernel_matches_torch_path():
+    """Differentiating forces again (Hessian-vector products) falls back to the torch formulas."""
+    torch.manual_seed(5)
+    conv = EdgeConvolution(2, 8, 6, 16, 2).double().eval()
+    inputs = edge_inputs()
+    results = []
+    for fused_on in (False, True):
+        h = inputs["h"].clone().requires_grad_(True)
+        with use_fused(fused_on):
+            out = conv(h, inputs["sh"], inputs["basis"], inputs["envelope"], inputs["sender"], inputs["receiver"])
+            (grad_h,) = torch.autograd.grad(out.square().sum(), h, create_graph=True)
+            (hvp,) = torch.autograd.grad(grad_h.sum(), h)
+        results.append(hvp)
+    torch.testing.assert_close(results[1], results[0], rtol=1e-11, atol=1e-12)
+
+
+@needs_kernel
+def test_fused_convolution_without_edges_gives_zeros():
+    conv = EdgeConvolution(2, 8, 6, 16, 2).double().eval()
+    inputs = edge_inputs(edges=0)
+    out, grads = run_conv(conv, inputs, True, False, wrt=("h",))
+    assert out.shape == (7, 9, 8) and not out.any() and not grads["h"].any()
+
+
+def test_torch_path_is_used_where_the_kernel_does_not_apply():
+    assert not fused_applies(torch.zeros(3, 9, 6))  # 6 channels: not a whole vector
+    assert not fused_applies(torch.zeros(3, 9, 8, dtype=torch.float16))
+    with use_fused(False):
+        assert not fused_available()
+
+
+def test_training_mode_uses_torch_path(monkeypatch):
+    conv = EdgeConvolution(2, 8, 6, 16, 2).double().train()
+    monkeypatch.setattr(fused.FusedEdgeConvolution, "apply", lambda *a: pytest.fail("fused kernel used in training"))
+    inputs = edge_inputs()
+    conv(*(inputs[k] for k in ("h", "sh", "basis", "envelope", "sender", "receiver")))
+
+
+def test_failed_build_falls_back_with_a_warning(monkeypatch, caplog):
+    def broken_load(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(fused, "_state", {"loaded": None, "failed": False, "override": None})
+    monkeypatch.setattr("torch.utils.cpp_extension.load", broken_load)
+    with caplog.at_level(logging.WARNING, logger="dens_calc.nn.fused"):
+        assert not fused_available()
+    assert "torch path" in caplog.text and "no C++ compiler" in caplog.text
+    assert not fused_available()  # not retried
+
+
+@needs_kernel
+def test_bundled_model_energy_forces_stress_identical_with_and_without_kernel():
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat((1, 1, 2))
+    atoms.rattle(0.05, seed=3)
+    calc = DeNSCalculator("si-zuo2020-small", device="cpu", dtype="float64")
+    results = []
+    for fused_on in (False, True):
+        with use_fused(fused_on):
+            calc.calculate(atoms, ["energy", "forces", "stress"])
+            results.append(dict(calc.results))
+    assert abs(results[1]["energy"] - results[0]["energy"]) < 1e-9
+    np.testing.assert_allclose(results[1]["forces"], results[0]["forces"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(results[1]["stress"], results[0]["stress"], rtol=0, atol=1e-11)
+    assert np.abs(results[0]["forces"]).max() > 0.1  # a real model: forces are not trivially zero
