@@ -115,11 +115,26 @@ def test_torch_path_is_used_where_the_kernel_does_not_apply():
         assert not fused_available()
 
 
-def test_training_mode_uses_torch_path(monkeypatch):
-    conv = EdgeConvolution(2, 8, 6, 16, 2).double().train()
-    monkeypatch.setattr(fused.FusedEdgeConvolution, "apply", lambda *a: pytest.fail("fused kernel used in training"))
-    inputs = edge_inputs()
-    conv(*(inputs[k] for k in ("h", "sh", "basis", "envelope", "sender", "receiver")))
+def test_force_training_takes_torch_path_and_direct_training_may_take_kernel(monkeypatch, model64, si_cell):
+    """A second derivative announced by evaluate(training=True) (force/stress training) skips the kernel."""
+    from dens_calc.data.graph import atoms_to_graph, collate
+    from dens_calc.nn.model import evaluate
+
+    calls = []
+    original = fused.FusedEdgeConvolution.apply
+    monkeypatch.setattr(fused.FusedEdgeConvolution, "apply", lambda *a: calls.append(1) or original(*a))
+    graph = collate([atoms_to_graph(si_cell, model64.config.species, model64.config.r_max, dtype=torch.float64)])
+    was_training = model64.training
+    model64.train()
+    try:
+        evaluate(model64, graph, compute_forces=True, compute_stress=True, training=True)
+        assert not calls
+        out = evaluate(model64, graph, compute_forces=False, training=True, vector_heads=True)  # direct forces
+        assert calls or not fused_available()
+        out["direct_forces"].sum().backward()  # first derivatives only: the kernel's own backward
+    finally:
+        model64.train(was_training)
+        model64.zero_grad(set_to_none=True)
 
 
 def test_failed_build_falls_back_with_a_warning(monkeypatch, caplog):

@@ -104,8 +104,9 @@ class EdgeConvolution(nn.Module):
     per-channel, per-path radial weights of a full channel-wise tensor product (NequIP/MACE
     "uvu") are thus factorised to rank ``radial_rank``: every channel keeps its own radial
     profile, while the per-edge tensors stay [E, D, C] wide instead of [E, paths x D, C].
-    Returns agg_i = sum_j msg_ij as [N, D, C].  On the CPU in inference the fused kernel of
-    :mod:`dens_calc.nn.fused` computes the same without any [E, D, C] array.
+    Returns agg_i = sum_j msg_ij as [N, D, C].  On the CPU the fused kernel of
+    :mod:`dens_calc.nn.fused` computes the same without any [E, D, C] array (except where a second
+    derivative is announced, as in force training).
     """
 
     def __init__(self, l_max: int, channels: int, num_basis: int, radial_hidden: int, radial_rank: int = 2):
@@ -150,7 +151,7 @@ class EdgeConvolution(nn.Module):
         b = radial[:, g * c :].view(e, g, self.num_paths)  # [E, G, P]
         if scalar_input:  # only the l = 0 features are non-zero
             h = h[:, :1, :]
-        if not self.training and fused_applies(h):
+        if fused_applies(h):
             index, value = (
                 (self.scalar_coupling_index, self.scalar_coupling_value)
                 if scalar_input
@@ -161,7 +162,7 @@ class EdgeConvolution(nn.Module):
         return self._torch_path(h, b, sh, a, sender=sender, receiver=receiver, scalar_input=scalar_input)
 
     def _torch_path(self, h, b, sh, a, *, sender, receiver, scalar_input):
-        """The reference implementation in torch ops (training, GPUs, second derivatives)."""
+        """The reference implementation in torch ops (GPUs, force training, second derivatives)."""
         e, g, d = sh.shape[0], self.rank, self.d
         if scalar_input:
             # only l1 = 0 paths contribute: msg[e,k,c] = h_j[c] * Y[e,k] * sum_g a[e,g,c] b[e,g,path(l_k)]

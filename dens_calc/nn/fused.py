@@ -5,7 +5,8 @@ The torch implementation in :class:`~dens_calc.nn.blocks.EdgeConvolution` writes
 streams, not the arithmetic, set the speed.  The fused kernel rebuilds each edge's coupling kernel
 from the non-zero Clebsch–Gordan entries, gathers, contracts and scatters in one pass, and keeps
 only node-sized arrays.  It is used for inference on the CPU (``model.eval()``, no second
-derivative); training and GPUs use the torch path, which stays the reference the tests compare to.
+derivative); GPUs and force training (which differentiates the backward pass again, see
+:func:`second_derivative_expected`) use the torch path, which stays the reference the tests compare to.
 
 The C++ source is compiled once per machine with ``torch.utils.cpp_extension`` (needs a C++
 compiler and ninja; ~25 s, cached under ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``).
@@ -33,6 +34,7 @@ LANES = {torch.float32: 8, torch.float64: 4}
 
 _lock = threading.Lock()
 _state = {"loaded": None, "failed": False, "override": None}
+_local = threading.local()
 
 
 def _build_flags() -> list[str]:
@@ -95,10 +97,32 @@ def use_fused(enabled: bool):
         _state["override"] = previous
 
 
+@contextlib.contextmanager
+def second_derivative_expected(expected: bool = True):
+    """Declare that the backward pass of this forward will itself be differentiated (force training).
+
+    The fused kernel would then route its backward through the torch formulas anyway, so the torch
+    path is taken from the start.  Correctness never depends on this: it only picks the faster path.
+    """
+    previous = getattr(_local, "second_derivative", False)
+    _local.second_derivative = bool(expected)
+    try:
+        yield
+    finally:
+        _local.second_derivative = previous
+
+
 def fused_applies(h: torch.Tensor) -> bool:
-    """Whether the fused kernel can take these node features (CPU, float32/64, channel count)."""
+    """Whether the fused kernel should take these node features (CPU, float32/64, channel count,
+    no second derivative announced)."""
     lanes = LANES.get(h.dtype)
-    return h.device.type == "cpu" and lanes is not None and h.shape[-1] % lanes == 0 and fused_available()
+    return (
+        h.device.type == "cpu"
+        and lanes is not None
+        and h.shape[-1] % lanes == 0
+        and not getattr(_local, "second_derivative", False)
+        and fused_available()
+    )
 
 
 class FusedEdgeConvolution(torch.autograd.Function):
