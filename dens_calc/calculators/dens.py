@@ -17,6 +17,7 @@ from .. import __version__
 from .._allocator import tune_allocator
 from ..checkpoint import load_model, resolve_checkpoint
 from ..data.graph import atoms_to_graph, collate
+from ..nn.fused import fused_available
 from ..nn.model import DeNSPotential, evaluate
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -85,6 +86,10 @@ class DeNSCalculator(Calculator):
             source, digest = str(path), _file_sha256(path)
         for p in self.model.parameters():
             p.requires_grad_(False)
+        if self.device.type == "cpu":
+            # load (on a new machine: compile, ~25 s) the fused CPU kernel now rather than inside the
+            # first MD step or relaxation, where it would distort the timing
+            fused_available()
         if forces == "auto":
             forces = self.metadata.get("forces", "conservative")
         if forces not in ("conservative", "direct"):

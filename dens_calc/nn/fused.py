@@ -56,7 +56,10 @@ def _load() -> bool:
     from torch.utils.cpp_extension import load
 
     name = _extension_name()
-    logger.info("loading the fused CPU kernel %s (compiled once per machine, ~25 s the first time)", name)
+    if _is_built(name):
+        logger.debug("loading the fused CPU kernel %s", name)
+    else:
+        logger.info("compiling the fused CPU kernel %s (once per machine, ~25 s)", name)
     start = time.perf_counter()
     try:
         load(name=name, sources=[str(SOURCE)], extra_cflags=_build_flags(), extra_ldflags=["-fopenmp"],
@@ -66,8 +69,18 @@ def _load() -> bool:
         logger.warning("fused CPU kernel unavailable (%s: %s); using the slower torch path. "
                        "Set DENS_CALC_FUSED=0 to skip this attempt.", type(exc).__name__, str(exc).strip()[:300])
         return False
-    logger.info("fused CPU kernel ready (%.1f s)", time.perf_counter() - start)
+    logger.debug("fused CPU kernel ready (%.1f s)", time.perf_counter() - start)
     return True
+
+
+def _is_built(name: str) -> bool:
+    """Whether a previous run left the compiled kernel in torch's extension cache (for the log only)."""
+    try:
+        from torch.utils.cpp_extension import _get_build_directory  # private: the path may move
+
+        return (Path(_get_build_directory(name, verbose=False)) / f"{name}.so").exists()
+    except Exception:
+        return False
 
 
 def fused_available() -> bool:
