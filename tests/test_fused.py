@@ -44,9 +44,9 @@ def run_conv(conv, inputs, fused_on, scalar_input, wrt=("h", "sh", "basis", "env
 
 
 @needs_kernel
-@pytest.mark.parametrize("l_max", [1, 2, 3])
+@pytest.mark.parametrize("l_max", [0, 1, 2, 3])
 @pytest.mark.parametrize("scalar_input", [False, True])
-@pytest.mark.parametrize("rank", [1, 2])
+@pytest.mark.parametrize("rank", [1, 3])
 def test_fused_convolution_and_gradients_equal_torch_path(l_max, scalar_input, rank):
     torch.manual_seed(3)
     d = (l_max + 1) ** 2
@@ -81,6 +81,30 @@ def test_fused_convolution_float32_with_channel_groups_and_remainder():
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
     for name in ref_grads:
         torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-4, atol=1e-4, msg=name)
+
+
+@needs_kernel
+def test_int32_and_strided_edge_indices_are_accepted():
+    conv = EdgeConvolution(2, 8, 6, 16, 2).double().eval()
+    inputs = edge_inputs()
+    ref, _ = run_conv(conv, inputs, False, False, wrt=("h",))
+    pairs = torch.stack([inputs["sender"], inputs["receiver"]], dim=1)  # [E, 2]: columns are strided
+    for sender, receiver in ((inputs["sender"].int(), inputs["receiver"].int()), (pairs[:, 0], pairs[:, 1])):
+        out, grads = run_conv(conv, dict(inputs, sender=sender, receiver=receiver), True, False, wrt=("h",))
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 3])
+def test_fused_convolution_independent_of_thread_count(threads):
+    conv = EdgeConvolution(2, 8, 6, 16, 2).double().eval()
+    inputs = edge_inputs(edges=500, nodes=40)
+    ref, ref_grads = run_conv(conv, inputs, False, False)
+    torch.set_num_threads(threads)  # the autouse fixture restores 2
+    out, grads = run_conv(conv, inputs, True, False)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for name in ref_grads:
+        torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-11, atol=1e-12, msg=name)
 
 
 @needs_kernel

@@ -4,9 +4,10 @@ The torch implementation in :class:`~dens_calc.nn.blocks.EdgeConvolution` writes
 [edges, D, C] arrays per layer (gathered sender features, messages, their gradients); on a CPU those
 streams, not the arithmetic, set the speed.  The fused kernel rebuilds each edge's coupling kernel
 from the non-zero Clebsch–Gordan entries, gathers, contracts and scatters in one pass, and keeps
-only node-sized arrays.  It is used for inference on the CPU (``model.eval()``, no second
-derivative); GPUs and force training (which differentiates the backward pass again, see
-:func:`second_derivative_expected`) use the torch path, which stays the reference the tests compare to.
+only node-sized arrays (one per thread for the scatter).  It runs on the CPU wherever only first
+derivatives are taken: the calculator, validation, direct-force training.  GPUs and force training
+(which differentiates the backward pass again, see :func:`second_derivative_expected`) use the torch
+path, which stays the reference the tests compare to.
 
 The C++ source is compiled once per machine with ``torch.utils.cpp_extension`` (needs a C++
 compiler and ninja; ~25 s, cached under ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``).
@@ -101,7 +102,7 @@ def fused_available() -> bool:
 
 @contextlib.contextmanager
 def use_fused(enabled: bool):
-    """Turn the fused kernel on or off inside a ``with`` block (tests, benchmarks)."""
+    """Turn the fused kernel on or off inside a ``with`` block (tests, benchmarks; process-wide)."""
     previous = _state["override"]
     _state["override"] = bool(enabled)
     try:
@@ -148,6 +149,8 @@ class FusedEdgeConvolution(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, b, y, a, sender, receiver, index, value, reference):
+        # the kernel reads raw int64 rows: int32 or strided edge indices (fine for the torch path) are converted
+        sender, receiver = sender.long().contiguous(), receiver.long().contiguous()
         ctx.save_for_backward(h, b, y, a, sender, receiver, index, value)
         ctx.reference = reference
         return torch.ops.dens_calc.edge_convolution_forward(

@@ -11,13 +11,15 @@
 // gradient) streams through memory, the node arrays stay in cache.  Scatters go to per-thread
 // node buffers that are summed at the end (no atomics, deterministic for a fixed thread count).
 //
-// Inference only: force training differentiates the backward pass again and uses the torch path.
+// First derivatives only: force training differentiates the backward pass again and takes the torch
+// path (dens_calc/nn/fused.py routes a graph-building backward through the torch formulas).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 namespace {
@@ -160,13 +162,20 @@ inline void over_channels(int64_t C, FG&& group, F1&& single) {
   for (; c0 < C; c0 += Simd<T>::lanes) single(c0);
 }
 
-// Per-thread zeroed node buffers [N, rows, C] for scatter-adds, summed into one tensor at the end
+// Per-thread zeroed node buffers [N, rows, C] for scatter-adds, summed into one tensor at the end.
+// Each thread costs one node-sized array (zeroed, then summed): far less than the [E, D, C] arrays
+// of the torch path (E is ~15-40 N), but it grows with the thread count.
 class NodeBuffers {
  public:
-  NodeBuffers(const at::Tensor& like, int64_t rows) : like_(like), rows_(rows), buffers_(at::get_num_threads()) {}
+  NodeBuffers(const at::Tensor& like, int64_t rows) : like_(like), rows_(rows) {}
   template <typename T>
   T* mine() {
-    at::Tensor& buf = buffers_.at(at::get_thread_num());
+    // keyed by the thread id of the parallel region; the table grows under a lock (first touch only),
+    // so a team larger than at::get_num_threads() (another OpenMP runtime's setting) is still safe
+    const size_t tid = static_cast<size_t>(at::get_thread_num());
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (tid >= buffers_.size()) buffers_.resize(tid + 1);
+    at::Tensor& buf = buffers_[tid];
     if (!buf.defined()) buf = at::zeros({like_.size(0), rows_, like_.size(2)}, like_.options());
     return buf.data_ptr<T>();
   }
@@ -182,6 +191,7 @@ class NodeBuffers {
  private:
   at::Tensor like_;
   int64_t rows_;
+  std::mutex mutex_;
   std::vector<at::Tensor> buffers_;
 };
 
@@ -266,7 +276,7 @@ Dims check(const at::Tensor& h, const at::Tensor& sender, const at::Tensor& rece
   }
   for (const at::Tensor* t : {&sender, &receiver, &index})
     TORCH_CHECK(t->device().is_cpu() && t->is_contiguous() && t->scalar_type() == at::kLong,
-                "edge_convolution: indices must be contiguous int64 CPU tensors");
+                "edge_convolution: indices must be contiguous int64 CPU tensors (the Python wrapper converts them)");
   TORCH_CHECK(h.dim() == 3 && b.dim() == 3 && y.dim() == 2 && a.dim() == 3, "edge_convolution: bad ranks");
   const Dims d{h.size(0), a.size(0), a.size(1), b.size(2), h.size(1), y.size(1), a.size(2)};
   TORCH_CHECK(h.size(2) == d.C, "edge_convolution: h and a must have the same channels");
