@@ -43,6 +43,13 @@ def run_conv(conv, inputs, fused_on, scalar_input, wrt=("h", "sh", "basis", "env
     return out, dict(zip(wrt, grads))
 
 
+
+def assert_same_results(got, expected, rtol=1e-12, atol=1e-12, grad_rtol=1e-11, grad_atol=1e-12):
+    """``got`` and ``expected`` are (output, {input name: gradient}) pairs from :func:`run_conv`."""
+    torch.testing.assert_close(got[0], expected[0], rtol=rtol, atol=atol)
+    for name, grad in expected[1].items():
+        torch.testing.assert_close(got[1][name], grad, rtol=grad_rtol, atol=grad_atol, msg=name)
+
 @needs_kernel
 @pytest.mark.parametrize("l_max", [0, 1, 2, 3])
 @pytest.mark.parametrize("scalar_input", [False, True])
@@ -53,11 +60,7 @@ def test_fused_convolution_and_gradients_equal_torch_path(l_max, scalar_input, r
     conv = EdgeConvolution(l_max, 8, 6, 16, rank).double().eval()
     inputs = edge_inputs(d=d)
     assert fused_applies(inputs["h"])
-    ref, ref_grads = run_conv(conv, inputs, False, scalar_input)
-    out, grads = run_conv(conv, inputs, True, scalar_input)
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    for name in ref_grads:
-        torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-11, atol=1e-12, msg=name)
+    assert_same_results(run_conv(conv, inputs, True, scalar_input), run_conv(conv, inputs, False, scalar_input))
     # the parameters' gradients too (radial network) — eval mode can still be differentiated
     with use_fused(True):
         loss = conv(*(inputs[k] for k in ("h", "sh", "basis", "envelope", "sender", "receiver")),
@@ -76,22 +79,19 @@ def test_fused_convolution_float32_with_channel_groups_and_remainder():
     torch.manual_seed(4)
     conv = EdgeConvolution(2, 40, 6, 16, 2).eval()
     inputs = edge_inputs(channels=40, edges=300, nodes=30, dtype=torch.float32)
-    ref, ref_grads = run_conv(conv, inputs, False, False)
-    out, grads = run_conv(conv, inputs, True, False)
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
-    for name in ref_grads:
-        torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-4, atol=1e-4, msg=name)
+    expected = run_conv(conv, inputs, False, False)
+    assert_same_results(run_conv(conv, inputs, True, False), expected, rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
 
 
 @needs_kernel
 def test_int32_and_strided_edge_indices_are_accepted():
     conv = EdgeConvolution(2, 8, 6, 16, 2).double().eval()
     inputs = edge_inputs()
-    ref, _ = run_conv(conv, inputs, False, False, wrt=("h",))
+    expected = run_conv(conv, inputs, False, False, wrt=("h",))
     pairs = torch.stack([inputs["sender"], inputs["receiver"]], dim=1)  # [E, 2]: columns are strided
     for sender, receiver in ((inputs["sender"].int(), inputs["receiver"].int()), (pairs[:, 0], pairs[:, 1])):
-        out, grads = run_conv(conv, dict(inputs, sender=sender, receiver=receiver), True, False, wrt=("h",))
-        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        got = run_conv(conv, dict(inputs, sender=sender, receiver=receiver), True, False, wrt=("h",))
+        assert_same_results(got, expected)
 
 
 @needs_kernel
@@ -99,12 +99,9 @@ def test_int32_and_strided_edge_indices_are_accepted():
 def test_fused_convolution_independent_of_thread_count(threads):
     conv = EdgeConvolution(2, 8, 6, 16, 2).double().eval()
     inputs = edge_inputs(edges=500, nodes=40)
-    ref, ref_grads = run_conv(conv, inputs, False, False)
+    expected = run_conv(conv, inputs, False, False)
     torch.set_num_threads(threads)  # the autouse fixture restores 2
-    out, grads = run_conv(conv, inputs, True, False)
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    for name in ref_grads:
-        torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-11, atol=1e-12, msg=name)
+    assert_same_results(run_conv(conv, inputs, True, False), expected)
 
 
 @needs_kernel
@@ -165,7 +162,7 @@ def test_failed_build_falls_back_with_a_warning(monkeypatch, caplog):
     def broken_load(*args, **kwargs):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(fused, "_state", {"loaded": None, "failed": False, "override": None})
+    monkeypatch.setattr(fused, "_state", {"loaded": None, "override": None})
     monkeypatch.setattr("torch.utils.cpp_extension.load", broken_load)
     with caplog.at_level(logging.WARNING, logger="dens_calc.nn.fused"):
         assert not fused_available()

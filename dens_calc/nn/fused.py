@@ -34,7 +34,7 @@ SOURCE = Path(__file__).resolve().parent / "csrc" / "edge_convolution.cpp"
 LANES = {torch.float32: 8, torch.float64: 4}
 
 _lock = threading.Lock()
-_state = {"loaded": None, "failed": False, "override": None}
+_state = {"loaded": None, "override": None}  # loaded: None = not tried yet, then True/False
 _local = threading.local()
 
 
@@ -90,14 +90,13 @@ def fused_available() -> bool:
         enabled = _state["override"]
     else:
         enabled = os.environ.get("DENS_CALC_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
-    if not enabled or _state["failed"]:
+    if not enabled:
         return False
     if _state["loaded"] is None:
         with _lock:
             if _state["loaded"] is None:
                 _state["loaded"] = _load()
-                _state["failed"] = not _state["loaded"]
-    return bool(_state["loaded"])
+    return _state["loaded"]
 
 
 @contextlib.contextmanager
