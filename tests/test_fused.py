@@ -105,20 +105,50 @@ def test_fused_convolution_independent_of_thread_count(threads):
 
 
 @needs_kernel
-def test_second_derivative_through_fused_kernel_matches_torch_path():
-    """Differentiating forces again (Hessian-vector products) falls back to the torch formulas."""
+@pytest.mark.parametrize("scalar_input", [False, True])
+def test_fused_function_derivatives_to_third_order(scalar_input):
+    """Force training differentiates the backward kernel: numerical checks of 2nd and 3rd derivatives."""
     torch.manual_seed(5)
-    conv = EdgeConvolution(2, 8, 6, 16, 2).double().eval()
-    inputs = edge_inputs()
+    conv = EdgeConvolution(2, 4, 6, 16, 2).double()
+    index, value = (
+        (conv.scalar_coupling_index, conv.scalar_coupling_value) if scalar_input else (conv.coupling_index, conv.coupling_value)
+    )
+    nodes, edges = 3, 5  # small: third-order numerical checks cost O(inputs^2) backward passes
+    gen = torch.Generator().manual_seed(6)
+    inputs = [torch.randn(shape, generator=gen, dtype=torch.float64, requires_grad=True)
+              for shape in ((nodes, 1 if scalar_input else 9, 4), (edges, 2, conv.num_paths), (edges, 9), (edges, 2, 4))]
+    sender, receiver = torch.randint(0, nodes, (edges,), generator=gen), torch.randint(0, nodes, (edges,), generator=gen)
+
+    def message(h, b, y, a):
+        return fused.FusedEdgeConvolution.apply(h, b, y, a, sender, receiver, index, value.like(h))
+
+    def gradient(h, b, y, a):
+        return torch.autograd.grad(message(h, b, y, a).square().sum(), (h, b, y, a), create_graph=True)
+
+    assert torch.autograd.gradcheck(message, inputs)
+    assert torch.autograd.gradgradcheck(message, inputs)
+    assert torch.autograd.gradgradcheck(gradient, inputs)
+
+
+@needs_kernel
+def test_force_and_stress_training_gradients_equal_torch_path(model64, si_cell):
+    """A conservative training loss (E, F = -dE/dr, stress) differentiated w.r.t. the weights."""
+    from dens_calc.data.graph import atoms_to_graph, collate
+    from dens_calc.nn.model import evaluate
+
+    graph = collate([atoms_to_graph(si_cell, model64.config.species, model64.config.r_max, dtype=torch.float64)])
+    params = [p for p in model64.parameters() if p.requires_grad]
     results = []
     for fused_on in (False, True):
-        h = inputs["h"].clone().requires_grad_(True)
         with use_fused(fused_on):
-            out = conv(h, inputs["sh"], inputs["basis"], inputs["envelope"], inputs["sender"], inputs["receiver"])
-            (grad_h,) = torch.autograd.grad(out.square().sum(), h, create_graph=True)
-            (hvp,) = torch.autograd.grad(grad_h.sum(), h)
-        results.append(hvp)
-    torch.testing.assert_close(results[1], results[0], rtol=1e-11, atol=1e-12)
+            out = evaluate(model64, graph, compute_forces=True, compute_stress=True, training=True)
+            loss = out["energy"].square().sum() + out["forces"].square().sum() + out["stress"].square().sum()
+            results.append(torch.autograd.grad(loss, params, allow_unused=True))
+    for got, expected in zip(results[1], results[0]):
+        if expected is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
 
 
 @needs_kernel
@@ -134,28 +164,6 @@ def test_torch_path_is_used_where_the_kernel_does_not_apply():
     assert not fused_applies(torch.zeros(3, 9, 8, dtype=torch.float16))
     with use_fused(False):
         assert not fused_available()
-
-
-def test_force_training_takes_torch_path_and_direct_training_may_take_kernel(monkeypatch, model64, si_cell):
-    """A second derivative announced by evaluate(training=True) (force/stress training) skips the kernel."""
-    from dens_calc.data.graph import atoms_to_graph, collate
-    from dens_calc.nn.model import evaluate
-
-    calls = []
-    original = fused.FusedEdgeConvolution.apply
-    monkeypatch.setattr(fused.FusedEdgeConvolution, "apply", lambda *a: calls.append(1) or original(*a))
-    graph = collate([atoms_to_graph(si_cell, model64.config.species, model64.config.r_max, dtype=torch.float64)])
-    was_training = model64.training
-    model64.train()
-    try:
-        evaluate(model64, graph, compute_forces=True, compute_stress=True, training=True)
-        assert not calls
-        out = evaluate(model64, graph, compute_forces=False, training=True, vector_heads=True)  # direct forces
-        assert calls or not fused_available()
-        out["direct_forces"].sum().backward()  # first derivatives only: the kernel's own backward
-    finally:
-        model64.train(was_training)
-        model64.zero_grad(set_to_none=True)
 
 
 def test_failed_build_falls_back_with_a_warning(monkeypatch, caplog):

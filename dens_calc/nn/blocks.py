@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -105,8 +104,7 @@ class EdgeConvolution(nn.Module):
     "uvu") are thus factorised to rank ``radial_rank``: every channel keeps its own radial
     profile, while the per-edge tensors stay [E, D, C] wide instead of [E, paths x D, C].
     Returns agg_i = sum_j msg_ij as [N, D, C].  On the CPU the fused kernel of
-    :mod:`dens_calc.nn.fused` computes the same without any [E, D, C] array (except where a second
-    derivative is announced, as in force training).
+    :mod:`dens_calc.nn.fused` computes the same without any [E, D, C] array.
     """
 
     def __init__(self, l_max: int, channels: int, num_basis: int, radial_hidden: int, radial_rank: int = 2):
@@ -157,12 +155,11 @@ class EdgeConvolution(nn.Module):
                 if scalar_input
                 else (self.coupling_index, self.coupling_value)
             )
-            reference = functools.partial(self._torch_path, sender=sender, receiver=receiver, scalar_input=scalar_input)
-            return FusedEdgeConvolution.apply(h, b, sh, a, sender, receiver, index, value.like(h), reference)
+            return FusedEdgeConvolution.apply(h, b, sh, a, sender, receiver, index, value.like(h))
         return self._torch_path(h, b, sh, a, sender=sender, receiver=receiver, scalar_input=scalar_input)
 
     def _torch_path(self, h, b, sh, a, *, sender, receiver, scalar_input):
-        """The reference implementation in torch ops (GPUs, force training, second derivatives)."""
+        """The reference implementation in torch ops (GPUs; the tests compare the kernel with it)."""
         e, g, d = sh.shape[0], self.rank, self.d
         if scalar_input:
             # only l1 = 0 paths contribute: msg[e,k,c] = h_j[c] * Y[e,k] * sum_g a[e,g,c] b[e,g,path(l_k)]

@@ -4,10 +4,10 @@ The torch implementation in :class:`~dens_calc.nn.blocks.EdgeConvolution` writes
 [edges, D, C] arrays per layer (gathered sender features, messages, their gradients); on a CPU those
 streams, not the arithmetic, set the speed.  The fused kernel rebuilds each edge's coupling kernel
 from the non-zero Clebsch–Gordan entries, gathers, contracts and scatters in one pass, and keeps
-only node-sized arrays (one per thread for the scatter).  It runs on the CPU wherever only first
-derivatives are taken: the calculator, validation, direct-force training.  GPUs and force training
-(which differentiates the backward pass again, see :func:`second_derivative_expected`) use the torch
-path, which stays the reference the tests compare to.
+only node-sized arrays (one per thread for the scatter).  It runs wherever the model runs on the
+CPU: the calculator, and training too, since the function is linear in each of its inputs and its
+derivatives of any order are again calls of the same two kernels.  GPUs use the torch path, which stays
+the reference the tests compare to.
 
 The C++ source is compiled once per machine with ``torch.utils.cpp_extension`` (needs a C++
 compiler and ninja; ~25 s, cached under ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``).
@@ -35,7 +35,6 @@ LANES = {torch.float32: 8, torch.float64: 4}
 
 _lock = threading.Lock()
 _state = {"loaded": None, "override": None}  # loaded: None = not tried yet, then True/False
-_local = threading.local()
 
 
 def _build_flags() -> list[str]:
@@ -110,66 +109,80 @@ def use_fused(enabled: bool):
         _state["override"] = previous
 
 
-@contextlib.contextmanager
-def second_derivative_expected(expected: bool = True):
-    """Declare that the backward pass of this forward will itself be differentiated (force training).
-
-    The fused kernel would then route its backward through the torch formulas anyway, so the torch
-    path is taken from the start.  Correctness never depends on this: it only picks the faster path.
-    """
-    previous = getattr(_local, "second_derivative", False)
-    _local.second_derivative = bool(expected)
-    try:
-        yield
-    finally:
-        _local.second_derivative = previous
-
-
 def fused_applies(h: torch.Tensor) -> bool:
-    """Whether the fused kernel should take these node features (CPU, float32/64, channel count,
-    no second derivative announced)."""
+    """Whether the fused kernel can take these node features (CPU, float32/64, channel count)."""
     lanes = LANES.get(h.dtype)
     return (
         h.device.type == "cpu"
         and lanes is not None
         and h.shape[-1] % lanes == 0
-        and not getattr(_local, "second_derivative", False)
         and fused_available()
     )
 
 
-class FusedEdgeConvolution(torch.autograd.Function):
-    """agg[n] = sum over edges into n of the message (see the C++ source) with its first derivatives.
+def _forward_kernel(h, b, y, a, sender, receiver, index, value):
+    return torch.ops.dens_calc.edge_convolution_forward(
+        h.contiguous(), sender, receiver, b.contiguous(), y.contiguous(), a.contiguous(), index, value
+    )
 
-    ``reference(h, b, y, a)`` is the torch implementation of the same function: a second
-    derivative (a backward pass that builds a graph) is taken through it, so results stay
-    correct when someone differentiates forces; the fast path covers plain inference.
+
+class FusedEdgeConvolution(torch.autograd.Function):
+    """agg[n] = sum over the edges into n of the message (see the C++ source), differentiable to any order.
+
+    The function is linear in each of h, b, Y and a separately, so its gradient (the backward
+    kernel, :class:`_FusedEdgeConvolutionGradient`) is differentiated again by calls of the same two
+    kernels with one argument replaced by its tangent: force training runs on the kernel too.
     """
 
     @staticmethod
-    def forward(ctx, h, b, y, a, sender, receiver, index, value, reference):
+    def forward(ctx, h, b, y, a, sender, receiver, index, value):
         # the kernel reads raw int64 rows: int32 or strided edge indices (fine for the torch path) are converted
         sender, receiver = sender.long().contiguous(), receiver.long().contiguous()
         ctx.save_for_backward(h, b, y, a, sender, receiver, index, value)
-        ctx.reference = reference
-        return torch.ops.dens_calc.edge_convolution_forward(
-            h.contiguous(), sender, receiver, b.contiguous(), y.contiguous(), a.contiguous(), index, value
-        )
+        return _forward_kernel(h, b, y, a, sender, receiver, index, value)
 
     @staticmethod
     def backward(ctx, grad_agg):
         h, b, y, a, sender, receiver, index, value = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph: differentiate the torch implementation instead
-            inputs = (h, b, y, a)
-            wanted = [x for x in inputs if x.requires_grad]
-            with torch.enable_grad():
-                out = ctx.reference(*inputs)
-            found = iter(torch.autograd.grad(out, wanted, grad_agg, create_graph=True, allow_unused=True))
-            grads = [next(found) if x.requires_grad else None for x in inputs]
-        else:
-            grads = torch.ops.dens_calc.edge_convolution_backward(
-                grad_agg.contiguous(), h.contiguous(), sender, receiver, b.contiguous(), y.contiguous(),
-                a.contiguous(), index, value,
-            )
-        needs = ctx.needs_input_grad
-        return (*(g if need else None for g, need in zip(grads, needs[:4])), None, None, None, None, None)
+        grads = _FusedEdgeConvolutionGradient.apply(grad_agg, h, b, y, a, sender, receiver, index, value)
+        return (*(g if need else None for g, need in zip(grads, ctx.needs_input_grad[:4])), None, None, None, None)
+
+
+class _FusedEdgeConvolutionGradient(torch.autograd.Function):
+    """(dL/dh, dL/db, dL/dY, dL/da) from dL/dagg: the backward kernel, itself differentiable.
+
+    With Phi = sum_s <u_s, dL/dx_s> for cotangents u_s of the four outputs, multilinearity gives
+    Phi = <grad_agg, sum_s F(x_s -> u_s)>, F with argument s replaced by u_s.  Hence
+    dPhi/dgrad_agg = sum_s F(x_s -> u_s) (forward kernel calls) and, for every other argument x,
+    dPhi/dx = sum_{s != x} [backward kernel at (x_s -> u_s)]_x.
+    """
+
+    @staticmethod
+    def forward(ctx, grad_agg, h, b, y, a, sender, receiver, index, value):
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(grad_agg, h, b, y, a, sender, receiver, index, value)
+        return tuple(torch.ops.dens_calc.edge_convolution_backward(
+            grad_agg.contiguous(), h.contiguous(), sender, receiver, b.contiguous(), y.contiguous(),
+            a.contiguous(), index, value,
+        ))
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        grad_agg, h, b, y, a, sender, receiver, index, value = ctx.saved_tensors
+        graph = (sender, receiver, index, value)
+        need_grad_agg, need_inputs = ctx.needs_input_grad[0], ctx.needs_input_grad[1:5]
+        d_grad_agg, d_inputs = None, [None] * 4
+        for slot, tangent in enumerate(cotangents):
+            if tangent is None:
+                continue
+            args = [h, b, y, a]
+            args[slot] = tangent
+            if need_grad_agg:
+                term = FusedEdgeConvolution.apply(*args, *graph)
+                d_grad_agg = term if d_grad_agg is None else d_grad_agg + term
+            others = [x for x in range(4) if x != slot and need_inputs[x]]
+            if others:
+                parts = _FusedEdgeConvolutionGradient.apply(grad_agg, *args, *graph)
+                for x in others:
+                    d_inputs[x] = parts[x] if d_inputs[x] is None else d_inputs[x] + parts[x]
+        return (d_grad_agg, *d_inputs, None, None, None, None)

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from .blocks import BesselBasis, EdgeConvolution, EquivariantLinear, ForceEncoding, SquareProduct, VectorHead, ZBLRepulsion
-from .fused import second_derivative_expected
 
 
 @dataclass
@@ -208,19 +207,17 @@ def evaluate(
         positions = positions + torch.einsum("ni,nij->nj", positions, sym[graph.batch])
         cell = cell + torch.bmm(cell, sym)
     vectors = edge_vectors_from_graph(positions, cell, graph.shifts, graph.edge_index, graph.batch)
-    # training on -dE/dr or the stress differentiates the backward pass again: tell the fused CPU kernel
-    with second_derivative_expected(training and (compute_forces or compute_stress)):
-        out = model(
-            positions,
-            graph.species,
-            graph.edge_index,
-            vectors,
-            graph.batch,
-            num_graphs,
-            encoded_forces=encoded_forces,
-            encoding_mask=encoding_mask,
-            vector_heads=vector_heads,
-        )
+    out = model(
+        positions,
+        graph.species,
+        graph.edge_index,
+        vectors,
+        graph.batch,
+        num_graphs,
+        encoded_forces=encoded_forces,
+        encoding_mask=encoding_mask,
+        vector_heads=vector_heads,
+    )
     inputs = ([pos_leaf] if compute_forces else []) + ([strain] if compute_stress else [])
     if inputs:
         grads = torch.autograd.grad(

@@ -11,8 +11,8 @@
 // gradient) streams through memory, the node arrays stay in cache.  Scatters go to per-thread
 // node buffers that are summed at the end (no atomics, deterministic for a fixed thread count).
 //
-// First derivatives only: force training differentiates the backward pass again and takes the torch
-// path (dens_calc/nn/fused.py routes a graph-building backward through the torch formulas).
+// Higher derivatives (force training differentiates the backward pass) need no third kernel: the
+// function is linear in each of h, b, Y and a, so dens_calc/nn/fused.py composes them from these two.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
