@@ -120,12 +120,6 @@ def fused_applies(h: torch.Tensor) -> bool:
     )
 
 
-def _forward_kernel(h, b, y, a, sender, receiver, index, value):
-    return torch.ops.dens_calc.edge_convolution_forward(
-        h.contiguous(), sender, receiver, b.contiguous(), y.contiguous(), a.contiguous(), index, value
-    )
-
-
 class FusedEdgeConvolution(torch.autograd.Function):
     """agg[n] = sum over the edges into n of the message (see the C++ source), differentiable to any order.
 
@@ -139,7 +133,9 @@ class FusedEdgeConvolution(torch.autograd.Function):
         # the kernel reads raw int64 rows: int32 or strided edge indices (fine for the torch path) are converted
         sender, receiver = sender.long().contiguous(), receiver.long().contiguous()
         ctx.save_for_backward(h, b, y, a, sender, receiver, index, value)
-        return _forward_kernel(h, b, y, a, sender, receiver, index, value)
+        return torch.ops.dens_calc.edge_convolution_forward(
+            h.contiguous(), sender, receiver, b.contiguous(), y.contiguous(), a.contiguous(), index, value
+        )
 
     @staticmethod
     def backward(ctx, grad_agg):
