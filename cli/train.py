@@ -10,66 +10,122 @@ import click
 
 from .options import one_line_errors
 
-# (option, TrainConfig field, click kwargs); DeNS options map into the nested ``dens`` section
+# (option, TrainConfig field, help); DeNS options map into the nested ``dens`` section.  Types,
+# choices and the "[default]" shown in --help come from the config dataclasses (``_click_kwargs``),
+# so the help can never disagree with what training does.
 COMMON = [
-    ("--valid", "valid_file", dict(type=click.Path(dir_okay=False), help="Validation file (default: split --valid-fraction off --train).")),
-    ("--valid-fraction", "valid_fraction", dict(type=float, help="Fraction of --train used for validation when no --valid [0.05].")),
-    ("--config", None, dict(type=click.Path(exists=True, dir_okay=False), help="YAML config with any TrainConfig keys (flags override it; unknown keys are errors).")),
-    ("--forces", "forces", dict(type=click.Choice(["direct", "conservative"]), help="Forces from the direct head (cheap; DeNS pre-training) or as -dE/dr.")),
-    ("--max-epochs", "max_epochs", dict(type=int, help="Number of epochs the LR schedule spans [100].")),
-    ("--time-limit", "time_limit", dict(type=float, help="Wall-clock limit in MINUTES: stop cleanly, save, report.")),
-    ("--batch-size", "batch_size", dict(type=int, help="Structures per batch (per process with torchrun) [8].")),
-    ("--lr", "lr", dict(type=float, help="Peak learning rate of AdamW [train 1e-3, finetune 1e-4].")),
-    ("--weight-decay", "weight_decay", dict(type=float, help="AdamW weight decay [1e-6].")),
-    ("--scheduler", "scheduler", dict(type=click.Choice(["cosine", "plateau"]), help="LR schedule after warm-up [cosine].")),
-    ("--warmup-epochs", "warmup_epochs", dict(type=float, help="Linear LR warm-up length in epochs [1].")),
-    ("--ema-decay", "ema_decay", dict(type=float, help="EMA decay of the weights used for validation and saving [0.99].")),
-    ("--grad-clip", "grad_clip", dict(type=float, help="Gradient-norm clipping threshold [10].")),
-    ("--patience", "patience", dict(type=int, help="Early stopping: epochs without validation improvement [50].")),
-    ("--energy-weight", "energy_weight", dict(type=float, help="λ_E, weight of |ΔE|/N (per-atom energy) [1].")),
-    ("--forces-weight", "forces_weight", dict(type=float, help="λ_F, weight of the per-atom force error norm [10].")),
-    ("--stress-weight", "stress_weight", dict(type=float, help="Weight of the stress (virial per atom) error; > 0 needs stress labels [0].")),
-    ("--e0s", "e0s", dict(help="Isolated-atom energies: 'fit' (least squares) or a file of single-atom frames [fit].")),
-    ("--energy-key", "energy_key", dict(help="atoms.info key of the energy label (default: energy, REF_energy, ...).")),
-    ("--forces-key", "forces_key", dict(help="atoms.arrays key of the force label.")),
-    ("--stress-key", "stress_key", dict(help="atoms.info key of the stress label.")),
-    ("--graph-skin", "graph_skin", dict(type=float, help="Å added to the training neighbour-list cutoff so noisy atoms keep their neighbours [3σ with DeNS (3σ_max multi-scale), else 0].")),
-    ("--seed", "seed", dict(type=int, help="Random seed (split, init, shuffling, DeNS noise) [0].")),
-    ("--dtype", "dtype", dict(type=click.Choice(["float32", "float64"]), help="Training precision [float32].")),
-    ("--device", "device", dict(help="auto, cpu, cuda, cuda:1 ... [auto].")),
-    ("--progress/--no-progress", "progress", dict(default=None, help="Show a progress bar.")),
-    ("--dens/--no-dens", "dens.enabled", dict(default=None, help="DeNS auxiliary denoising on or off [on].")),
-    ("--dens-p", "dens.p", dict(type=float, help="p: probability a structure (or batch) is a DeNS sample [0.25].")),
-    ("--dens-selection", "dens.selection", dict(type=click.Choice(["structure", "batch"]), help="Select DeNS samples per structure or per batch [structure].")),
-    ("--dens-ratio", "dens.ratio", dict(type=float, help="r: fraction of (non-fixed) atoms corrupted in a DeNS sample [0.25].")),
-    ("--dens-sigma", "dens.sigma", dict(type=float, help="σ (Å) of the Gaussian noise [0.05].")),
-    ("--dens-multi-scale/--no-dens-multi-scale", "dens.multi_scale", dict(default=None, help="Draw σ per structure from a geometric grid; target ε/σ_max.")),
-    ("--dens-sigma-min", "dens.sigma_min", dict(type=float, help="Smallest σ of the multi-scale grid (Å) [0.01].")),
-    ("--dens-sigma-max", "dens.sigma_max", dict(type=float, help="Largest σ of the multi-scale grid (Å) [0.5].")),
-    ("--dens-num-sigmas", "dens.num_sigmas", dict(type=int, help="Number of σ values in the multi-scale grid [50].")),
-    ("--dens-lambda", "dens.lambda_dens", dict(type=float, help="λ_DeNS, weight of the noise-prediction term [5].")),
-    ("--dens-lambda-decay/--no-dens-lambda-decay", "dens.lambda_decay", dict(default=None, help="Decay λ_DeNS linearly to 0 over training.")),
-    ("--dens-force-encoding/--no-dens-force-encoding", "dens.force_encoding", dict(default=None, help="Give the network the clean forces of corrupted atoms [on].")),
-    ("--dens-energy-on-noisy/--no-dens-energy-on-noisy", "dens.energy_on_noisy", dict(default=None, help="Keep the clean-energy term on DeNS samples (paper) [on].")),
+    ("--valid", "valid_file", "Validation file (default: split --valid-fraction off --train)."),
+    ("--valid-fraction", "valid_fraction", "Fraction of --train used for validation when no --valid."),
+    ("--config", None, "YAML config with any TrainConfig keys (flags override it; unknown keys are errors)."),
+    ("--forces", "forces", "Forces as -dE/dr (conservative: MD, relaxations, phonons, stress) or from the direct "
+                           "head (cheaper per step; no stress, DeNS pre-training)."),
+    ("--max-epochs", "max_epochs", "Epochs the LR schedule spans. Default: with --time-limit the schedule spans the "
+                                   "time budget (epochs estimated as training goes), otherwise 100."),
+    ("--time-limit", "time_limit", "Wall-clock budget in MINUTES: the LR schedule fits into it (unless --max-epochs), "
+                                   "training stops cleanly, saves, reports."),
+    ("--batch-size", "batch_size", "Structures per batch (per process with torchrun)."),
+    ("--loss", "loss", "mse: squared energy-per-atom and force-component errors (MACE's weighted loss); "
+                       "norm: |dE|/N and per-atom force-error norms (MAE-like)."),
+    ("--optimizer", "optimizer", "Adam (L2 weight decay) or AdamW (decoupled weight decay)."),
+    ("--amsgrad/--no-amsgrad", "amsgrad", "AMSGrad variant of the optimizer."),
+    ("--lr", "lr", "Peak learning rate."),
+    ("--weight-decay", "weight_decay", "Weight decay."),
+    ("--scheduler", "scheduler", "LR schedule after warm-up."),
+    ("--warmup-epochs", "warmup_epochs", "Linear LR warm-up length in epochs."),
+    ("--ema-decay", "ema_decay", "EMA decay of the weights used for validation and saving."),
+    ("--grad-clip", "grad_clip", "Gradient-norm clipping threshold."),
+    ("--patience", "patience", "Early stopping: epochs without validation improvement."),
+    ("--energy-weight", "energy_weight", "λ_E, weight of the per-atom energy error."),
+    ("--forces-weight", "forces_weight", "λ_F, weight of the force error."),
+    ("--stress-weight", "stress_weight", "Weight of the stress (virial per atom) error; > 0 needs stress labels."),
+    ("--late-start", "late_start", "Fraction of training after which the late stage (--late-energy-factor) starts."),
+    ("--late-energy-factor", "late_energy_factor", "Energy weight multiplier in the late stage (1: no late stage)."),
+    ("--e0s", "e0s", "Isolated-atom energies: 'fit' (single-atom frames of --train if any, else a least-squares "
+                     "fit) or a file of single-atom frames."),
+    ("--energy-key", "energy_key", "atoms.info key of the energy label (default: energy, REF_energy, ...)."),
+    ("--forces-key", "forces_key", "atoms.arrays key of the force label."),
+    ("--stress-key", "stress_key", "atoms.info key of the stress label."),
+    ("--graph-skin", "graph_skin", "Å added to the training neighbour-list cutoff so noisy atoms keep their "
+                                   "neighbours (default: 3σ with DeNS, 3σ_max multi-scale, else 0)."),
+    ("--seed", "seed", "Random seed (split, init, shuffling, DeNS noise)."),
+    ("--dtype", "dtype", "Training precision."),
+    ("--device", "device", "auto, cpu, cuda, cuda:1 ..."),
+    ("--progress/--no-progress", "progress", "Show a progress bar."),
+    ("--dens/--no-dens", "dens.enabled", "DeNS auxiliary denoising on or off."),
+    ("--dens-p", "dens.p", "p: probability a structure (or batch) is a DeNS sample."),
+    ("--dens-selection", "dens.selection", "Select DeNS samples per structure or per batch."),
+    ("--dens-ratio", "dens.ratio", "r: fraction of (non-fixed) atoms corrupted in a DeNS sample."),
+    ("--dens-sigma", "dens.sigma", "σ (Å) of the Gaussian noise."),
+    ("--dens-multi-scale/--no-dens-multi-scale", "dens.multi_scale", "Draw σ per structure from a geometric grid; target ε/σ_max."),
+    ("--dens-sigma-min", "dens.sigma_min", "Smallest σ of the multi-scale grid (Å)."),
+    ("--dens-sigma-max", "dens.sigma_max", "Largest σ of the multi-scale grid (Å)."),
+    ("--dens-num-sigmas", "dens.num_sigmas", "Number of σ values in the multi-scale grid."),
+    ("--dens-lambda", "dens.lambda_dens", "λ_DeNS, weight of the noise-prediction term."),
+    ("--dens-lambda-decay/--no-dens-lambda-decay", "dens.lambda_decay", "Decay λ_DeNS linearly to 0 over training."),
+    ("--dens-force-encoding/--no-dens-force-encoding", "dens.force_encoding", "Give the network the clean forces of corrupted atoms."),
+    ("--dens-energy-on-noisy/--no-dens-energy-on-noisy", "dens.energy_on_noisy", "Keep the clean-energy term on DeNS samples (paper)."),
 ]
 ARCH = [
-    ("--r-max", "r_max", dict(type=float, help="Cutoff radius (Å) [5].")),
-    ("--channels", "num_channels", dict(type=int, help="Channels per degree [32].")),
-    ("--l-max", "l_max", dict(type=int, help="Largest spherical-harmonic degree (0-3) [2].")),
-    ("--layers", "num_layers", dict(type=int, help="Interaction layers [2].")),
-    ("--pair-repulsion/--no-pair-repulsion", "pair_repulsion",
-     dict(default=None, help="Add ZBL nuclear repulsion below the sum of covalent radii (keeps hot MD from collapsing) [off].")),
+    ("--r-max", "model.r_max", "Cutoff radius (Å)."),
+    ("--channels", "model.num_channels", "Channels per degree."),
+    ("--l-max", "model.l_max", "Largest spherical-harmonic degree (0-3)."),
+    ("--layers", "model.num_layers", "Interaction layers."),
+    ("--radial-rank", "model.radial_rank", "Rank of the factorised per-channel, per-path radial weights."),
+    ("--correlation", "model.correlation", "Body order of the node product per layer: 2 (square) or 3 (adds a cubic term)."),
+    ("--pair-repulsion/--no-pair-repulsion", "model.pair_repulsion",
+     "Add ZBL nuclear repulsion below the sum of covalent radii (keeps hot MD from collapsing)."),
 ]
+# defaults that differ for `dens-calc finetune` (shown in its --help)
+FINETUNE_DEFAULTS = {"lr": 1e-4, "forces": "conservative", "warmup_epochs": 0.5}
+
+
+def _field_info(path: str):
+    """(type, default) of a config field named like ``lr``, ``dens.p`` or ``model.l_max``."""
+    import dataclasses
+    import typing
+
+    from dens_calc.nn.model import ModelConfig
+    from dens_calc.train import DeNSConfig, TrainConfig
+
+    section, _, name = path.rpartition(".")
+    cls = {"": TrainConfig, "dens": DeNSConfig, "model": ModelConfig}[section]
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+    return typing.get_type_hints(cls)[name], default
+
+
+def _click_type(kind):
+    """click type of a dataclass field type: Literal -> Choice, int/float as such, else text."""
+    import typing
+
+    inner = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) is not typing.Literal and len(inner) == 1:  # X | None
+        kind = inner[0]
+    if typing.get_origin(kind) is typing.Literal:
+        return click.Choice(list(typing.get_args(kind)))
+    return kind if kind in (int, float) else None
+
+
+def _click_kwargs(flag: str, path: str | None, help_text: str, defaults: dict) -> dict:
+    if path is None:
+        return dict(type=click.Path(exists=True, dir_okay=False), help=help_text)
+    kind, default = _field_info(path)
+    default = defaults.get(path, default)
+    if "/" in flag:  # an on/off flag; None = not given, so the config file or default decides
+        return dict(default=None, help=f"{help_text} [{'on' if default else 'off'}]")
+    shown = "" if default is None or "efault" in help_text else f" [{default}]"
+    ctype = _click_type(kind)
+    return dict(help=f"{help_text}{shown}", **({"type": ctype} if ctype is not None else {}))
 
 
 def _param_name(flag: str) -> str:
     return flag.split("/")[0].lstrip("-").replace("-", "_")
 
 
-def _add_options(options):
+def _add_options(options, defaults: dict | None = None):
     def decorate(func):
-        for flag, _, kwargs in reversed(options):
-            func = click.option(flag, _param_name(flag), **kwargs)(func)
+        for flag, path, help_text in reversed(options):
+            func = click.option(flag, _param_name(flag), **_click_kwargs(flag, path, help_text, defaults or {}))(func)
         return func
     return decorate
 
@@ -106,7 +162,7 @@ def build_config(params: dict, base: dict, *, architecture: bool = True):
         _merge(data, yaml.safe_load(Path(params["config"]).read_text()) or {})
     _merge(data, _overrides(params, COMMON))
     if architecture:
-        _merge(data, {"model": _overrides(params, ARCH)})
+        _merge(data, _overrides(params, ARCH))
     for key in ("train", "out"):
         if params.get(key):
             data["train_file" if key == "train" else "out_dir"] = params[key]
@@ -188,11 +244,11 @@ def train_cmd(**params):
 @click.option("--add-elements", is_flag=True, default=None, help="Allow elements the model does not know (initialised from the known ones).")
 @click.option("--freeze-layers", type=int, help="Freeze the embedding and the first N interaction layers [0].")
 @click.option("--refit-e0s/--no-refit-e0s", default=None, help="Refit E0s to the new data's energy reference [on].")
-@_add_options(COMMON)
+@_add_options(COMMON, FINETUNE_DEFAULTS)
 @one_line_errors
 def finetune_cmd(**params):
     """Fine-tune a model on new data (keeps its architecture; conservative forces, lr 1e-4 and DeNS on by default)."""
-    base = {"lr": 1e-4, "forces": "conservative", "warmup_epochs": 0.5, "from_model": params["from_model"]}
+    base = {**FINETUNE_DEFAULTS, "from_model": params["from_model"]}
     for key in ("add_elements", "freeze_layers", "refit_e0s"):
         if params[key] is not None:
             base[key] = params[key]

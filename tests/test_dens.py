@@ -104,7 +104,7 @@ def _three_atom_graph():
     return Batch.from_data_list([g])
 
 
-def test_loss_equals_hand_computation_on_three_atoms():
+def _three_atom_prediction():
     from dens_calc.train.dens import Corruption
 
     g = _three_atom_graph()
@@ -114,7 +114,25 @@ def test_loss_equals_hand_computation_on_three_atoms():
     target = torch.tensor([[0, 0, 0], [1.0, 2.0, 2.0], [0, 0, 0]], dtype=torch.float64)
     corruption = Corruption(positions=g.pos, picked=torch.tensor([False, True, False]), selected=torch.tensor([True]),
                             sigma=torch.tensor([0.1]), target=target)
-    w = LossWeights(energy=2.0, forces=10.0, dens=5.0)
+    return g, pred, corruption
+
+
+def test_mse_loss_equals_hand_computation_on_three_atoms():
+    g, pred, corruption = _three_atom_prediction()
+    terms = loss_terms(pred, g, LossWeights(energy=2.0, forces=10.0, dens=5.0, kind="mse"), scale=2.0,
+                       corruption=corruption)
+    # energy: 2 * (0.6 / 3 atoms / scale 2)^2 = 0.02
+    # atom 0 (force): 10 * |(0, .3, .4) / 2|^2 / 3 = 10 * 0.0625 / 3 ; atom 1 (noise): 5 * |(0, 2, 2)|^2 / 3 = 40 / 3
+    # atom 2 (force): 10 * |(0, 0, 1) / 2|^2 / 3 = 2.5 / 3 ; vector term = mean over the 3 atoms
+    expected_vec = (10 * 0.0625 / 3 + 40 / 3 + 2.5 / 3) / 3
+    assert terms["energy"].item() == pytest.approx(0.02)
+    assert terms["vector"].item() == pytest.approx(expected_vec)
+    assert terms["dens"].item() == pytest.approx(40 / 9)
+
+
+def test_norm_loss_equals_hand_computation_on_three_atoms():
+    g, pred, corruption = _three_atom_prediction()
+    w = LossWeights(energy=2.0, forces=10.0, dens=5.0, kind="norm")
     terms = loss_terms(pred, g, w, scale=2.0, corruption=corruption)
     # energy: 2 * |(-2.4) - (-3)| / 3 atoms / scale 2 = 0.2
     # atom 0 (force): 10 * |(0, .3, .4)| / 2 = 2.5 ; atom 1 (noise): 5 * |(0, 2, 2)| = 5 * sqrt(8);
@@ -124,7 +142,7 @@ def test_loss_equals_hand_computation_on_three_atoms():
     assert terms["vector"].item() == pytest.approx(expected_vec)
     assert terms["dens"].item() == pytest.approx(5 * math.sqrt(8) / 3)
     assert terms["total"].item() == pytest.approx(0.2 + expected_vec)
-    dropped = loss_terms(pred, g, LossWeights(energy=2.0, forces=10.0, dens=5.0, energy_on_noisy=False), scale=2.0,
+    dropped = loss_terms(pred, g, LossWeights(energy=2.0, forces=10.0, dens=5.0, energy_on_noisy=False, kind="norm"), scale=2.0,
                          corruption=corruption)
     assert dropped["energy"].item() == 0.0 and dropped["vector"].item() == pytest.approx(expected_vec)
 
@@ -164,7 +182,7 @@ def _grads(model):
 def test_dens_off_training_step_equals_plain_step(cu_model, cu_batch, forces):
     import copy
 
-    off = TrainConfig(forces=forces, dens={"enabled": False})
+    off = TrainConfig(forces=forces, dens={"enabled": False}, loss="norm")
     m1 = copy.deepcopy(cu_model)
     loss1, _ = training_loss(m1, cu_batch, off)
     loss1.backward()
@@ -181,7 +199,7 @@ def test_dens_off_training_step_equals_plain_step(cu_model, cu_batch, forces):
         torch.testing.assert_close(a, b)
     # DeNS enabled with p = 0 is exactly the plain step too
     m3 = copy.deepcopy(cu_model)
-    loss3, parts = training_loss(m3, cu_batch, TrainConfig(forces=forces, dens={"p": 0.0}), generator=_gen())
+    loss3, parts = training_loss(m3, cu_batch, TrainConfig(forces=forces, dens={"p": 0.0}, loss="norm"), generator=_gen())
     loss3.backward()
     assert parts["dens_atoms"] == 0 and loss3.item() == loss1.item()
     for a, b in zip(_grads(m1), _grads(m3)):

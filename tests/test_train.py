@@ -42,7 +42,7 @@ def test_train_writes_loadable_checkpoints_and_logs(trained):
     cfg = load_config(out / "config.yaml")
     assert cfg.max_epochs == 2 and cfg.dens.p == 0.5
     model, meta = load_model(out)
-    assert meta["forces"] == "direct" and model.config.species == [29]
+    assert meta["forces"] == "conservative" and model.config.species == [29]
     assert model.config.scale > 0.1 and model.config.avg_num_neighbors > 1
 
 

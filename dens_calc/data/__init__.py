@@ -1,6 +1,6 @@
 """Structures -> labelled graphs: reading, neighbour lists, batching, E0s."""
 
-from .e0s import e0s_from_isolated_atoms, fit_e0s
+from .e0s import e0s_are_determined, e0s_from_isolated_atoms, fit_e0s
 from .graph import atoms_to_graph, collate, species_indices, validate_atoms
 from .labels import DataError, LabelKeys, check_labels, extract_labels, read_structures
 from .neighbors import neighbor_list
@@ -17,5 +17,6 @@ __all__ = [
     "LabelKeys",
     "DataError",
     "fit_e0s",
+    "e0s_are_determined",
     "e0s_from_isolated_atoms",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +28,40 @@ def e0s_from_isolated_atoms(path: str | Path, species: Sequence[int]) -> dict[in
     return {z: e0s[z] for z in species}
 
 
-def fit_e0s(frames: Sequence[Atoms], energies: Sequence[float], species: Sequence[int]) -> dict[int, float]:
+def fit_e0s(
+    frames: Sequence[Atoms],
+    energies: Sequence[float],
+    species: Sequence[int],
+    prior: Mapping[int, float] | float | None = None,
+) -> dict[int, float]:
     """Least-squares E0 per element so that sum_i E0[Z_i] best matches the total energies.
 
-    With a single composition the system is rank-deficient; ``lstsq`` then returns the
-    minimum-norm solution, which still removes the mean energy per atom exactly.
+    When the compositions do not determine every E0 (MD of one molecule: one composition, one
+    equation), the undetermined directions are taken from ``prior`` (a value per element, or one
+    value for all): the result is the least-squares solution closest to it.  ``prior=None`` means 0
+    (the minimum-norm solution).  Either way the mean energy per atom is removed exactly.
     """
+    index = {z: k for k, z in enumerate(species)}
+    counts = composition_matrix(frames, species)
+    if prior is None or isinstance(prior, (int, float)):
+        start = np.full(len(species), float(prior or 0.0))
+    else:
+        start = np.array([float(prior[z]) for z in species])
+    target = np.asarray(energies, dtype=float) - counts @ start
+    solution, *_ = np.linalg.lstsq(counts, target, rcond=None)
+    return {z: float(start[k] + solution[k]) for z, k in index.items()}
+
+
+def composition_matrix(frames: Sequence[Atoms], species: Sequence[int]) -> np.ndarray:
+    """[frames, species] atom counts."""
     index = {z: k for k, z in enumerate(species)}
     counts = np.zeros((len(frames), len(species)))
     for row, atoms in enumerate(frames):
         for z in atoms.numbers:
             counts[row, index[int(z)]] += 1
-    solution, *_ = np.linalg.lstsq(counts, np.asarray(energies, dtype=float), rcond=None)
-    return {z: float(solution[k]) for z, k in index.items()}
+    return counts
+
+
+def e0s_are_determined(frames: Sequence[Atoms], species: Sequence[int]) -> bool:
+    """True when the compositions of ``frames`` fix every element's E0 (full column rank)."""
+    return bool(np.linalg.matrix_rank(composition_matrix(frames, species)) == len(species))

@@ -265,39 +265,42 @@ class SquareProduct(nn.Module):
     symmetric pairs (i, j) and (j, i) merged, as gathers and one scatter-add.
     """
 
-    def __init__(self, l_max: int, channels: int, num_species: int):
+    def __init__(self, l_max: int, channels: int, num_species: int, symmetric: bool = True):
         super().__init__()
         paths, table = square_coupling_table(l_max)
         self.num_paths = len(paths)
         self.d = (l_max + 1) ** 2
-        path, out, first, second, value = sparse_square_entries(table, self.d)
+        # symmetric=False: a product x (x) y of two different inputs (the cubic term), no merged pairs
+        path, out, first, second, value = sparse_square_entries(table, self.d, merge=symmetric)
         for name, index in (("entry_path", path), ("entry_out", out), ("entry_i", first), ("entry_j", second)):
             self.register_buffer(name, index, persistent=False)
         self.entry_value = ExactConstant(value)
         self.weight = nn.Parameter(torch.randn(num_species, self.num_paths, channels) / math.sqrt(self.num_paths))
 
-    def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:  # [N, D, C]
+    def forward(self, a: torch.Tensor, species: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
+        """[N, D, C] -> [N, D, C]: the product of ``a`` with itself, or with ``other`` (``symmetric=False``)."""
         n, d, c = a.shape
         # [D, N*C]: every gather and the scatter then move whole contiguous rows
         flat = a.permute(1, 0, 2).reshape(d, n * c)
+        second = flat if other is None else other.permute(1, 0, 2).reshape(d, n * c)
         # per-entry weights of each species first (a few KB), then one gather per node straight into
         # the [S, N*C] layout: no [N, S, C] product and transpose copy
         per_species = torch.index_select(self.weight, 1, self.entry_path) * self.entry_value.like(a)[:, None]
         weights = torch.index_select(per_species.transpose(0, 1).contiguous(), 1, species).view(-1, n * c)  # [S, N*C]
-        terms = torch.index_select(flat, 0, self.entry_i) * torch.index_select(flat, 0, self.entry_j) * weights
+        terms = torch.index_select(flat, 0, self.entry_i) * torch.index_select(second, 0, self.entry_j) * weights
         out = flat.new_zeros(d, n * c).index_add_(0, self.entry_out, terms)
         return out.view(d, n, c).permute(1, 0, 2)
 
 
-def sparse_square_entries(table: torch.Tensor, d: int):
-    """Non-zero entries (path, out k, i <= j, value) of a [P*D, D*D] square coupling table.
+def sparse_square_entries(table: torch.Tensor, d: int, merge: bool = True):
+    """Non-zero entries (path, out k, i, j, value) of a [P*D, D*D] square coupling table.
 
-    A_i A_j is symmetric, so the (i, j) and (j, i) entries are merged into one.
+    A_i A_j is symmetric, so with ``merge`` the (i, j) and (j, i) entries become one (i <= j).
     """
     dense = table.view(-1, d, d, d)  # [P, k, i, j]
     merged: dict[tuple[int, int, int, int], float] = {}
     for p, k, i, j in (dense.abs() > 1e-12).nonzero().tolist():
-        key = (p, k, min(i, j), max(i, j))
+        key = (p, k, min(i, j), max(i, j)) if merge else (p, k, i, j)
         merged[key] = merged.get(key, 0.0) + float(dense[p, k, i, j])
     keys = sorted(merged)
     columns = [torch.tensor([key[f] for key in keys], dtype=torch.long) for f in range(4)]

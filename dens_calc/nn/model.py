@@ -34,6 +34,8 @@ class ModelConfig:
     shift: float = 0.0
     # ZBL nuclear repulsion added to the energy below the sum of covalent radii (MACE's option too)
     pair_repulsion: bool = False
+    # body order of the node product per layer: 2 = A + A(x)A, 3 adds (A(x)A)(x)A (MACE's correlation 3)
+    correlation: int = 2
 
     def __post_init__(self) -> None:
         if len(self.species) != len(self.atomic_energies):
@@ -46,6 +48,8 @@ class ModelConfig:
             raise ValueError("num_layers must be >= 1")
         if self.r_max <= 0:
             raise ValueError("r_max must be positive")
+        if self.correlation not in (2, 3):
+            raise ValueError(f"correlation must be 2 or 3, got {self.correlation}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,12 +72,17 @@ class InteractionLayer(nn.Module):
         self.linear_up = EquivariantLinear(cfg.l_max, c, c)
         self.conv = EdgeConvolution(cfg.l_max, c, cfg.num_basis, cfg.radial_hidden, cfg.radial_rank)
         self.product = SquareProduct(cfg.l_max, c, len(cfg.species))
+        self.cubic = SquareProduct(cfg.l_max, c, len(cfg.species), symmetric=False) if cfg.correlation >= 3 else None
         self.linear_out = EquivariantLinear(cfg.l_max, c, c)
         self.inv_avg_neighbors = 1.0 / cfg.avg_num_neighbors
 
     def forward(self, h, species, sh, basis, envelope, sender, receiver, scalar_input=False):
         agg = self.conv(self.linear_up(h), sh, basis, envelope, sender, receiver, scalar_input) * self.inv_avg_neighbors
-        return h + self.linear_out(agg + self.product(agg, species))
+        square = self.product(agg, species)
+        node = agg + square
+        if self.cubic is not None:
+            node = node + self.cubic(square, species, agg)
+        return h + self.linear_out(node)
 
 
 class DeNSPotential(nn.Module):

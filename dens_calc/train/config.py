@@ -14,10 +14,15 @@ from ..nn.model import ModelConfig
 ForcesMode = Literal["direct", "conservative"]
 Selection = Literal["structure", "batch"]
 Scheduler = Literal["cosine", "plateau"]
+LossKind = Literal["mse", "norm"]
+Optimizer = Literal["adam", "adamw"]
+
+# epochs the LR schedule spans when neither --max-epochs nor --time-limit says otherwise
+DEFAULT_EPOCHS = 100
 
 # architecture keys a training config may set (species/E0s/normalisation come from the data)
 ARCHITECTURE_KEYS = ("r_max", "num_channels", "l_max", "num_layers", "num_basis", "envelope_p",
-                     "radial_hidden", "radial_rank", "readout_hidden", "pair_repulsion")
+                     "radial_hidden", "radial_rank", "readout_hidden", "pair_repulsion", "correlation")
 
 
 class ConfigError(ValueError):
@@ -74,14 +79,24 @@ class TrainConfig:
     forces_key: str | None = None
     stress_key: str | None = None
     e0s: Any = "fit"  # "fit", a file of isolated atoms, or {symbol: eV}
-    model: dict = field(default_factory=lambda: {"r_max": 5.0, "num_channels": 32, "l_max": 2, "num_layers": 2})
-    forces: ForcesMode = "direct"
+    # architecture keys (ARCHITECTURE_KEYS); missing ones take the ModelConfig defaults
+    model: dict = field(default_factory=dict)
+    forces: ForcesMode = "conservative"
     dens: DeNSConfig = field(default_factory=DeNSConfig)
+    # "mse": squared errors (energy per atom, force components; MACE's "weighted" loss);
+    # "norm": |dE|/N and the per-atom L2 norm of the force error (less weight on large errors)
+    loss: LossKind = "mse"
     energy_weight: float = 1.0
     forces_weight: float = 10.0
     stress_weight: float = 0.0
+    # late stage (MACE's SWA stage): from this fraction of training on, the energy weight is
+    # multiplied by ``late_energy_factor`` (1: off)
+    late_start: float = 0.75
+    late_energy_factor: float = 1.0
     batch_size: int = 8
     valid_batch_size: int = 16
+    optimizer: Optimizer = "adamw"
+    amsgrad: bool = False
     lr: float = 1e-3
     min_lr_ratio: float = 0.01
     weight_decay: float = 1e-6
@@ -91,7 +106,9 @@ class TrainConfig:
     plateau_factor: float = 0.5
     ema_decay: float = 0.99
     grad_clip: float | None = 10.0
-    max_epochs: int = 100
+    # None: with a time limit the schedule spans the time budget (epochs estimated as training
+    # goes), otherwise DEFAULT_EPOCHS
+    max_epochs: int | None = None
     patience: int | None = 50
     time_limit: float | None = None  # minutes
     graph_skin: float | None = None  # Å added to the training cutoff so noisy atoms keep their neighbours; None: 3σ with DeNS
@@ -110,16 +127,34 @@ class TrainConfig:
             self.dens = DeNSConfig(**_checked(self.dens, DeNSConfig, "dens"))
         _check_choice("forces", self.forces, ForcesMode)
         _check_choice("scheduler", self.scheduler, Scheduler)
+        _check_choice("loss", self.loss, LossKind)
+        _check_choice("optimizer", self.optimizer, Optimizer)
+        if not 0.0 <= self.late_start <= 1.0 or self.late_energy_factor <= 0:
+            raise ConfigError("need 0 <= late_start <= 1 and late_energy_factor > 0")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ConfigError(f"time_limit must be positive (minutes), got {self.time_limit}")
         _check_choice("dtype", self.dtype, Literal["float32", "float64"])
         unknown = set(self.model) - set(ARCHITECTURE_KEYS)
         if unknown:
             raise ConfigError(f"unknown model keys {sorted(unknown)}; allowed: {list(ARCHITECTURE_KEYS)}")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ConfigError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
-        if self.batch_size < 1 or self.max_epochs < 0 or self.lr <= 0:
+        if self.batch_size < 1 or (self.max_epochs is not None and self.max_epochs < 0) or self.lr <= 0:
             raise ConfigError("need batch_size >= 1, max_epochs >= 0 and lr > 0")
         if (self.graph_skin is not None and self.graph_skin < 0) or self.freeze_layers < 0:
             raise ConfigError("graph_skin and freeze_layers must be >= 0")
+
+    @property
+    def time_fitted(self) -> bool:
+        """True when the LR schedule spans the time budget instead of a number of epochs."""
+        return self.max_epochs is None and self.time_limit is not None
+
+    @property
+    def epoch_budget(self) -> float:
+        """Most epochs this run may take (``inf`` when only the time limit bounds it)."""
+        if self.max_epochs is not None:
+            return self.max_epochs
+        return float("inf") if self.time_limit is not None else DEFAULT_EPOCHS
 
     def effective_graph_skin(self) -> float:
         """The neighbour-list skin used for training graphs (Å).

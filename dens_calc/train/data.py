@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,8 @@ import torch
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
-from ..data import DataError, LabelKeys, atoms_to_graph, check_labels, e0s_from_isolated_atoms, fit_e0s, read_structures
+from ..data import (DataError, LabelKeys, atoms_to_graph, check_labels, e0s_are_determined, e0s_from_isolated_atoms,
+                    fit_e0s, read_structures)
 from .config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -25,13 +26,15 @@ class LabelledSet:
     labels: list[dict]
     source: str
     index: list[int] | None = None  # frame numbers in the file (after a split)
+    # energies of the single-atom frames of the file (taken out of the training frames): E0s
+    isolated: dict[int, float] = field(default_factory=dict)
 
     def frame_number(self, k: int) -> int:
         return self.index[k] if self.index is not None else k
 
     def subset(self, indices) -> "LabelledSet":
         return LabelledSet([self.frames[i] for i in indices], [self.labels[i] for i in indices], self.source,
-                           [self.frame_number(i) for i in indices])
+                           [self.frame_number(i) for i in indices], dict(self.isolated))
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -41,12 +44,31 @@ def needed_labels(config: TrainConfig) -> tuple[str, ...]:
     return ("energy", "forces") + (("stress",) if config.stress_weight > 0 else ())
 
 
+def is_isolated_atom(atoms: Atoms) -> bool:
+    """A lone atom in vacuum, or marked so (a 1-atom periodic cell is a crystal otherwise)."""
+    marked = str(atoms.info.get("config_type", "")).lower() == "isolatedatom"
+    return len(atoms) == 1 and (marked or not atoms.pbc.any())
+
+
 def load_labelled(path: str | Path, config: TrainConfig) -> LabelledSet:
-    """Read every frame and check labels up front (raises a one-line ``DataError``)."""
+    """Read every frame and check labels up front (raises a one-line ``DataError``).
+
+    Single-atom frames of non-periodic cells (``config_type=IsolatedAtom`` in MACE's files) are
+    isolated-atom reference energies, not training structures: they go to ``isolated``.
+    """
     keys = LabelKeys(config.energy_key, config.forces_key, config.stress_key)
     frames = read_structures(path)
+    isolated_at = [k for k, atoms in enumerate(frames) if is_isolated_atom(atoms)]
+    isolated = {}
+    if isolated_at and len(isolated_at) < len(frames):
+        lone = [frames[k] for k in isolated_at]
+        for k, labels in zip(isolated_at, check_labels(lone, path, ("energy",), keys)):
+            isolated[int(frames[k].numbers[0])] = labels["energy"]
+        log.info("%s: %d isolated-atom frame(s) (%s) used as E0s, not as training structures", path,
+                 len(isolated_at), ", ".join(chemical_symbols[z] for z in sorted(isolated)))
+        frames = [atoms for k, atoms in enumerate(frames) if k not in set(isolated_at)]
     labels = check_labels(frames, path, needed_labels(config), keys)
-    return LabelledSet(frames, labels, str(path))
+    return LabelledSet(frames, labels, str(path), isolated=isolated)
 
 
 def split(train: LabelledSet, fraction: float, seed: int) -> tuple[LabelledSet, LabelledSet]:
@@ -81,10 +103,38 @@ def resolve_e0s(config: TrainConfig, train: LabelledSet, species: list[int]) -> 
         check_species(train, list(e0s), "the E0s given in the config")
         return {z: e0s[z] for z in species}
     if spec in (None, "fit"):
-        return fit_e0s(train.frames, [lab["energy"] for lab in train.labels], species)
+        return fitted_e0s(train, species)
     e0s = e0s_from_isolated_atoms(spec, species)
     check_species(train, list(e0s), f"the E0s file {spec}")
     return e0s
+
+
+def fitted_e0s(train: LabelledSet, species: list[int]) -> dict[int, float]:
+    """E0s when none are given: the data's isolated atoms, else a least-squares fit.
+
+    If the compositions leave E0s undetermined (MD of one molecule), the fit makes them as equal as
+    the data allow (mean energy per atom) and says so: such E0s fit this data, but not other
+    compositions (fine-tuning refits them; ``--e0s isolated_atoms.xyz`` avoids the problem).
+    """
+    energies = [lab["energy"] for lab in train.labels]
+    missing = [z for z in species if z not in train.isolated]
+    if not missing:
+        return {z: train.isolated[z] for z in species}
+    known = {z: e for z, e in train.isolated.items() if z in species}
+    if known:
+        # the isolated atoms present fix their E0s; fit the others to what remains
+        energies = [e - sum(known.get(int(z), 0.0) for z in atoms.numbers) for e, atoms in zip(energies, train.frames)]
+        frames = [atoms[[int(z) in missing for z in atoms.numbers]] for atoms in train.frames]
+    else:
+        frames = train.frames
+    per_atom = float(np.sum(energies) / max(1, sum(len(a) for a in frames)))
+    fitted = fit_e0s(frames, energies, missing, prior=per_atom)
+    if not e0s_are_determined(frames, missing):
+        log.warning("%s: the compositions do not determine E0s for %s (too few distinct compositions); using the "
+                    "least-squares E0s closest to the mean energy per atom (%.4f eV). Energies of other compositions "
+                    "will be off: give isolated-atom energies with --e0s FILE (or single-atom frames in the data).",
+                    train.source, ", ".join(chemical_symbols[z] for z in missing), per_atom)
+    return {**known, **fitted}
 
 
 def normalisation(train: LabelledSet, e0s: dict[int, float]) -> tuple[float, float]:

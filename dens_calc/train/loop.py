@@ -19,7 +19,7 @@ import torch
 from ..checkpoint import atomic_torch_save, read_checkpoint, save_model
 from ..data import collate
 from . import distributed as ddp
-from .config import TrainConfig, write_config
+from .config import DEFAULT_EPOCHS, TrainConfig, write_config
 from .dens import lambda_dens_at
 from .loss import LossWeights, loss_terms, predict, training_loss
 from .setup import Prepared, prepare
@@ -62,6 +62,7 @@ class Run:
     bad_epochs: int = 0
     history: list = field(default_factory=list)
     elapsed_s: float = 0.0
+    epoch_times: list = field(default_factory=list)  # seconds of each epoch of this invocation
 
     @property
     def main(self) -> bool:
@@ -82,12 +83,14 @@ def build_run(config: TrainConfig, *, resume: str | Path | None = None) -> Run:
     rank, world = ddp.setup(device)
     prep = prepare(config, device=device, resume=resume)
     model = prep.model
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = build_optimizer(config, model)
     n_steps = steps_per_epoch(len(prep.train_graphs), config, world)
+    # a time-fitted schedule starts as if spanning DEFAULT_EPOCHS (epoch 1 is warm-up anyway) and
+    # is retargeted to the time budget after every epoch (``fit_schedule_to_time``)
+    epochs = config.max_epochs if config.max_epochs is not None else DEFAULT_EPOCHS
     schedule = LRSchedule(
         optimizer, base_lr=config.lr, warmup_steps=int(round(config.warmup_epochs * n_steps)),
-        total_steps=config.max_epochs * n_steps, kind=config.scheduler, min_ratio=config.min_lr_ratio,
+        total_steps=epochs * n_steps, kind=config.scheduler, min_ratio=config.min_lr_ratio,
         plateau_patience=config.plateau_patience, plateau_factor=config.plateau_factor,
     )
     generators = {"shuffle": torch.Generator().manual_seed(config.seed),
@@ -98,12 +101,40 @@ def build_run(config: TrainConfig, *, resume: str | Path | None = None) -> Run:
     return run
 
 
+def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """Adam (L2 weight decay, as MACE) or AdamW (decoupled decay), optionally AMSGrad."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    kind = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return kind(params, lr=config.lr, weight_decay=config.weight_decay, amsgrad=config.amsgrad)
+
+
+def fit_schedule_to_time(run: Run, remaining_s: float) -> None:
+    """Retarget the LR schedule to end with the last epoch that fits in ``remaining_s``.
+
+    The epoch time is the mean of the epochs of this invocation so far (training + validation),
+    so the estimate improves as training goes; the schedule's progress moves smoothly.
+    """
+    epochs_here = max(1, len(run.epoch_times))
+    mean_epoch_s = sum(run.epoch_times) / epochs_here
+    epochs_left = max(0, int(remaining_s // mean_epoch_s))
+    n_steps = steps_per_epoch(len(run.prep.train_graphs), run.config, run.world)
+    run.schedule.total_steps = max(1, run.schedule.step_count + epochs_left * n_steps)
+
+
+def progress_of(run: Run) -> float:
+    """Fraction of the LR schedule done (λ_DeNS decay and the late loss stage follow it)."""
+    return min(1.0, run.schedule.step_count / max(1, run.schedule.total_steps))
+
+
 def restore(run: Run, path: Path) -> None:
     """Load the resume state written by :func:`save_last`."""
     state = read_checkpoint(path)["train_state"]
     run.model.load_state_dict(state["raw_model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.schedule.load_state_dict(state["schedule"])
+    if run.config.time_fitted and "total_steps" in state["schedule"]:
+        # a time-fitted schedule's length was estimated, not derived from the config: keep it
+        run.schedule.total_steps = int(state["schedule"]["total_steps"])
     run.ema.load_state_dict(state["ema"])
     set_rng_state(run.generators, state["rng"])
     if run.rank > 0:
@@ -124,16 +155,16 @@ def train_epoch(run: Run, deadline: float | None) -> tuple[dict, bool]:
     order = torch.randperm(len(graphs), generator=run.generators["shuffle"]).tolist()
     order = ddp.shard(order, run.rank, run.world)
     batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-    total_steps = max(1, run.schedule.total_steps)
     sums: dict[str, float] = {}
     model.train()
-    bar = tqdm(batches, desc=f"epoch {run.epoch + 1}/{cfg.max_epochs}", leave=False,
-               disable=not (cfg.progress and run.main))
+    of = "" if cfg.time_fitted else f"/{cfg.epoch_budget}"
+    bar = tqdm(batches, desc=f"epoch {run.epoch + 1}{of}", leave=False, disable=not (cfg.progress and run.main))
     timed_out = False
     for idx in bar:
         batch = collate([graphs[i] for i in idx]).to(run.prep.device)
-        lam = lambda_dens_at(cfg.dens, run.schedule.step_count / total_steps)
-        loss, parts = training_loss(model, batch, cfg, generator=run.generators["dens"], lambda_dens=lam)
+        progress = progress_of(run)
+        loss, parts = training_loss(model, batch, cfg, generator=run.generators["dens"],
+                                    lambda_dens=lambda_dens_at(cfg.dens, progress), progress=progress)
         optimizer_step(run, loss)
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v
@@ -142,7 +173,7 @@ def train_epoch(run: Run, deadline: float | None) -> tuple[dict, bool]:
             timed_out = True
             break
     mean = {k: v / max(1, len(batches)) for k, v in sums.items()}
-    mean["lambda_dens"] = lambda_dens_at(cfg.dens, run.schedule.step_count / total_steps)
+    mean["lambda_dens"] = lambda_dens_at(cfg.dens, progress_of(run))
     return mean, timed_out
 
 
@@ -242,7 +273,7 @@ def end_epoch(run: Run, out: Path, parts: dict, valid: dict, seconds: float) -> 
 
 def stop_reason(run: Run, deadline: float | None, last_epoch_s: float, stop_at: int) -> str | None:
     cfg = run.config
-    if run.epoch >= cfg.max_epochs:
+    if run.epoch >= cfg.epoch_budget:
         return "max_epochs"
     if run.epoch >= stop_at:
         return "stop_after"
@@ -258,7 +289,9 @@ def train(config: TrainConfig, *, resume: str | Path | None = None, stop_after: 
 
     ``resume``: an output directory with ``last.pt``; training continues exactly where it
     stopped.  ``stop_after``: stop after this many epochs in this call (the schedule still
-    spans ``config.max_epochs``).
+    spans ``config.max_epochs``).  With ``time_limit`` and no ``max_epochs`` the LR schedule
+    spans this call's time budget: it is retargeted after every epoch so that it ends with the
+    last epoch that fits (a resumed run fits the rest of its schedule into the new time limit).
     """
     run = build_run(config, resume=resume)
     out = Path(config.out_dir)
@@ -278,6 +311,9 @@ def train(config: TrainConfig, *, resume: str | Path | None = None, stop_after: 
         valid = validate(run)
         last_epoch_s = time.monotonic() - t0
         run.elapsed_s += last_epoch_s
+        run.epoch_times.append(last_epoch_s)
+        if config.time_fitted:
+            fit_schedule_to_time(run, deadline - time.monotonic())
         end_epoch(run, out, parts, valid, last_epoch_s)
     finish(run, out, stopped)
     best = next((h for h in run.history if h["epoch"] == run.best_epoch), {})

@@ -1,10 +1,15 @@
 """Energy/force/stress loss and the DeNS denoising terms.
 
-On every structure: ``λ_E |ΔE| / N`` (energy per atom) and, per atom, the L2 norm of a vector
-error, averaged over all atoms of the batch: ``mean_i w_i ‖Δvec_i‖₂``.  For an ordinary atom the
-vector is the force (w = λ_F); for an atom corrupted by DeNS it is the predicted noise against
-ε/σ (w = λ_DeNS).  Energies and forces are divided by the model's ``scale`` so that the loss is
-in normalised units; the noise target is already unit-free.
+Two kinds (``TrainConfig.loss``), both averaged over the structures / atoms of a batch:
+
+- ``"mse"`` (default): ``λ_E (ΔE/N)²`` per structure and, per atom, the mean squared component
+  of a vector error ``w_i ‖Δvec_i‖² / 3`` — MACE's "weighted" loss.  It optimises what the test
+  RMSE measures: large errors (hot, strained frames) get a large gradient.
+- ``"norm"``: ``λ_E |ΔE|/N`` and ``w_i ‖Δvec_i‖₂``, robust to outliers, closer to an MAE.
+
+For an ordinary atom the vector is the force (w = λ_F); for an atom corrupted by DeNS it is the
+predicted noise against ε/σ (w = λ_DeNS).  Energies and forces are divided by the model's
+``scale`` so that the loss is in normalised units; the noise target is already unit-free.
 """
 
 from __future__ import annotations
@@ -26,11 +31,22 @@ class LossWeights:
     stress: float = 0.0
     dens: float = 5.0
     energy_on_noisy: bool = True
+    kind: str = "mse"
 
     @classmethod
-    def from_config(cls, config: TrainConfig, lambda_dens: float) -> "LossWeights":
-        return cls(config.energy_weight, config.forces_weight, config.stress_weight, lambda_dens,
-                   config.dens.energy_on_noisy)
+    def from_config(cls, config: TrainConfig, lambda_dens: float, progress: float = 0.0) -> "LossWeights":
+        """Weights at training ``progress`` in [0, 1] (the late stage raises the energy weight)."""
+        energy = config.energy_weight * (config.late_energy_factor if progress >= config.late_start else 1.0)
+        return cls(energy, config.forces_weight, config.stress_weight, lambda_dens,
+                   config.dens.energy_on_noisy, config.loss)
+
+    def scalar(self, error: torch.Tensor) -> torch.Tensor:
+        """Penalty of absolute scalar errors."""
+        return error.square() if self.kind == "mse" else error
+
+    def vector(self, error: torch.Tensor) -> torch.Tensor:
+        """Penalty per row of [N, 3] vector errors: mean squared component, or the L2 norm."""
+        return error.square().sum(dim=-1) / 3.0 if self.kind == "mse" else error.norm(dim=-1)
 
 
 def loss_terms(
@@ -51,22 +67,23 @@ def loss_terms(
     picked = corruption.picked if corruption is not None else torch.zeros_like(graph.batch, dtype=torch.bool)
 
     e_mask = graph.has_energy & (~selected if not weights.energy_on_noisy else torch.ones_like(selected))
-    e_err = (pred["energy"] - graph.energy).abs() / n_atoms / scale  # [B]
+    e_err = weights.scalar((pred["energy"] - graph.energy).abs() / n_atoms / scale)  # [B]
     energy = weights.energy * (e_err * e_mask).sum() / num_graphs
 
     f_mask = graph.has_forces[graph.batch] & ~picked  # [N]
-    f_err = (pred["forces"] - graph.forces).norm(dim=-1) / scale  # [N]
+    f_err = weights.vector((pred["forces"] - graph.forces) / scale)  # [N]
     forces = weights.forces * (f_err * f_mask).sum() / max(1, graph.batch.numel())
     dens = pred["energy"].new_zeros(())
     if picked.any():
-        noise_err = (pred["noise"] - corruption.target).norm(dim=-1)  # [N]
+        noise_err = weights.vector(pred["noise"] - corruption.target)  # [N]
         dens = weights.dens * (noise_err * picked).sum() / graph.batch.numel()
 
     stress = pred["energy"].new_zeros(())
     if weights.stress > 0 and "stress" in pred:
         s_mask = graph.has_stress & ~selected  # [B]
         volume = torch.linalg.det(graph.cell.view(-1, 3, 3)).abs()  # [B]
-        s_err = (pred["stress"] - graph.stress).abs().mean(dim=(1, 2)) * volume / n_atoms / scale  # [B]
+        virial_err = (pred["stress"] - graph.stress).abs() * (volume / n_atoms / scale)[:, None, None]  # [B, 3, 3]
+        s_err = weights.scalar(virial_err).mean(dim=(1, 2))  # [B]
         stress = weights.stress * torch.where(s_mask, s_err, torch.zeros_like(s_err)).sum() / num_graphs
     total = energy + forces + dens + stress
     return {"total": total, "energy": energy, "forces": forces, "dens": dens, "stress": stress,
@@ -100,6 +117,7 @@ def training_loss(
     *,
     generator: torch.Generator | None = None,
     lambda_dens: float | None = None,
+    progress: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one training batch, with DeNS corruption when ``config.dens.enabled``."""
     dens_cfg = config.dens
@@ -110,7 +128,7 @@ def training_loss(
         corruption = corrupt(dens_cfg, graph.pos, graph.batch, graph.num_graphs, graph.fixed, generator)
         if not corruption.selected.any():
             corruption = None
-    weights = LossWeights.from_config(config, dens_cfg.lambda_dens if lambda_dens is None else lambda_dens)
+    weights = LossWeights.from_config(config, dens_cfg.lambda_dens if lambda_dens is None else lambda_dens, progress)
     pred = predict(model, graph, config, corruption)
     terms = loss_terms(pred, graph, weights, scale=float(model.config.scale), corruption=corruption)
     parts = {k: float(v.detach()) for k, v in terms.items()}

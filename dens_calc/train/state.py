@@ -79,7 +79,8 @@ class LRSchedule:
         return self.optimizer.param_groups[0]["lr"]
 
     def state_dict(self) -> dict:
-        return {"step_count": self.step_count, "plateau_scale": self.plateau_scale, "best": self.best, "bad_epochs": self.bad_epochs}
+        return {"step_count": self.step_count, "plateau_scale": self.plateau_scale, "best": self.best,
+                "bad_epochs": self.bad_epochs, "total_steps": self.total_steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.step_count, self.plateau_scale = int(state["step_count"]), float(state["plateau_scale"])
