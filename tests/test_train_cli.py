@@ -93,3 +93,23 @@ def test_help_documents_dens_options():
         assert flag in result.output
     assert "--freeze-layers" in CliRunner().invoke(main, ["finetune", "--help"]).output
     assert "--json" in CliRunner().invoke(main, ["eval", "--help"]).output
+
+
+def test_help_shows_the_defaults_training_uses():
+    """Shown defaults come from the config classes, so --help cannot drift from what runs."""
+    import re
+
+    from dens_calc.nn.model import ModelConfig
+    from dens_calc.train import TrainConfig
+
+    def shown(text, flag):
+        block = re.search(r"^  " + re.escape(flag) + r"\b[^\n]*\n?(?:\s{10,}[^\n]*\n?)*", text, re.M).group(0)
+        return " ".join(block.split())
+
+    train_help = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["train", "--help"]).output
+    assert f"[{ModelConfig.num_channels}]" in shown(train_help, "--channels")
+    assert "[conservative]" in shown(train_help, "--forces")
+    assert f"[{TrainConfig.lr}]" in shown(train_help, "--lr")
+    assert "[mse]" in shown(train_help, "--loss")
+    finetune_help = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["finetune", "--help"]).output
+    assert "[0.0001]" in shown(finetune_help, "--lr")

@@ -6,8 +6,12 @@ import numpy as np
 from ase import Atoms
 
 
-def tiny_model(species=(1, 6, 7, 8, 14, 29), *, seed: int = 0, l_max: int = 2, channels: int = 8, r_max: float = 4.0, layers: int = 2):
-    """A small randomly initialised model for tests and examples (energies are meaningless)."""
+def tiny_model(species=(1, 6, 7, 8, 14, 29), *, seed: int = 0, l_max: int = 2, channels: int = 8, r_max: float = 4.0,
+               layers: int = 2, **config):
+    """A small randomly initialised model for tests and examples (energies are meaningless).
+
+    ``config``: further :class:`~dens_calc.nn.model.ModelConfig` fields (e.g. ``correlation=3``).
+    """
     import torch
 
     from ..nn.model import DeNSPotential, ModelConfig
@@ -15,7 +19,7 @@ def tiny_model(species=(1, 6, 7, 8, 14, 29), *, seed: int = 0, l_max: int = 2, c
     torch.manual_seed(seed)
     cfg = ModelConfig(
         species=list(species), atomic_energies=[-0.1 * z for z in species], r_max=r_max, num_channels=channels,
-        l_max=l_max, num_layers=layers, radial_hidden=16, avg_num_neighbors=10.0,
+        l_max=l_max, num_layers=layers, radial_hidden=16, avg_num_neighbors=10.0, **config,
     )
     model = DeNSPotential(cfg)
     # random init leaves the invariant readout tiny; make outputs O(1) so tests are sensitive

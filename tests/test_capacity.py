@@ -1,0 +1,69 @@
+"""Model variants the accuracy work added (cubic node product, radial rank): same physics contract."""
+
+import numpy as np
+import pytest
+import torch
+
+from dens_calc import DeNSCalculator
+from dens_calc.testing import (assert_forces_match_finite_differences, assert_rotation_equivariant,
+                               assert_stress_matches_finite_differences, random_rotation, tiny_model)
+
+
+@pytest.fixture(scope="module")
+def cubic_calc():
+    return DeNSCalculator(tiny_model(correlation=3, radial_rank=3), device="cpu", dtype="float64")
+
+
+@pytest.mark.parametrize("improper", [False, True])
+def test_cubic_model_is_o3_equivariant(cubic_calc, ethanol, si_cell, improper):
+    for atoms in (ethanol, si_cell):
+        assert_rotation_equivariant(atoms, cubic_calc, random_rotation(3, improper=improper), atol=1e-9)
+
+
+def test_cubic_model_forces_and_stress_are_derivatives(cubic_calc, ethanol, si_cell):
+    assert_forces_match_finite_differences(ethanol, cubic_calc)
+    assert_stress_matches_finite_differences(si_cell, cubic_calc)
+
+
+def test_cubic_term_changes_the_energy_and_is_trainable(ethanol):
+    plain = tiny_model(seed=4)
+    cubic = tiny_model(seed=4, correlation=3)
+    # the cubic model has the plain model's weights plus one product per layer
+    extra = {k for k in cubic.state_dict()} - {k for k in plain.state_dict()}
+    assert extra and all(".cubic." in k for k in extra)
+    cubic.load_state_dict({**cubic.state_dict(), **plain.state_dict()})
+    energies = []
+    for model in (plain, cubic):
+        atoms = ethanol.copy()
+        atoms.calc = DeNSCalculator(model, device="cpu", dtype="float64")
+        energies.append(atoms.get_potential_energy())
+    assert abs(energies[0] - energies[1]) > 1e-6
+    # zero cubic weights give back the plain model exactly
+    with torch.no_grad():
+        for layer in cubic.layers:
+            layer.cubic.weight.zero_()
+    atoms = ethanol.copy()
+    atoms.calc = DeNSCalculator(cubic, device="cpu", dtype="float64")
+    assert atoms.get_potential_energy() == pytest.approx(energies[0], abs=1e-10)
+
+
+def test_unsymmetric_product_equals_dense_contraction():
+    from dens_calc.nn.blocks import SquareProduct
+    from dens_calc.nn.irreps import square_coupling_table
+
+    torch.manual_seed(0)
+    product = SquareProduct(2, 3, 2, symmetric=False).double()
+    a, b = torch.randn(4, 9, 3, dtype=torch.float64), torch.randn(4, 9, 3, dtype=torch.float64)
+    species = torch.tensor([0, 1, 1, 0])
+    _, table = square_coupling_table(2)
+    dense = table.view(-1, 9, 9, 9)  # [P, k, i, j]
+    w = product.weight[species]  # [N, P, C]
+    expected = torch.einsum("pkij,nic,njc,npc->nkc", dense, a, b, w)
+    torch.testing.assert_close(product(a, species, b), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_correlation_must_be_2_or_3():
+    from dens_calc.nn.model import ModelConfig
+
+    with pytest.raises(ValueError, match="correlation"):
+        ModelConfig(species=[1], atomic_energies=[0.0], correlation=4)

@@ -1,0 +1,152 @@
+"""Training recipe: a schedule that fits the time budget, the late loss stage, optimizers, E0s."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import molecule
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
+
+from dens_calc.train import TrainConfig, train
+from dens_calc.train.config import DEFAULT_EPOCHS
+from dens_calc.train.loss import LossWeights
+from train_helpers import tiny_config, write_emt
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_emt(tmp_path_factory.mktemp("recipe") / "cu.xyz", n=8)
+
+
+def test_epoch_budget_follows_max_epochs_or_time_limit():
+    assert TrainConfig().epoch_budget == DEFAULT_EPOCHS and not TrainConfig().time_fitted
+    assert TrainConfig(max_epochs=7, time_limit=5).epoch_budget == 7 and not TrainConfig(max_epochs=7, time_limit=5).time_fitted
+    fitted = TrainConfig(time_limit=5)
+    assert fitted.time_fitted and fitted.epoch_budget == float("inf")
+
+
+def test_schedule_is_retargeted_to_the_epochs_that_fit():
+    from types import SimpleNamespace
+
+    from dens_calc.train.loop import fit_schedule_to_time
+    from dens_calc.train.state import LRSchedule
+
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    schedule = LRSchedule(torch.optim.SGD(params, lr=1.0), base_lr=1.0, warmup_steps=0, total_steps=1000)
+    schedule.step_count = 30  # 3 epochs of 10 steps done
+    config = TrainConfig(batch_size=2, time_limit=1.0)
+    run = SimpleNamespace(epoch_times=[10.0, 12.0, 14.0], schedule=schedule, config=config, world=1,
+                          prep=SimpleNamespace(train_graphs=list(range(20))))
+    fit_schedule_to_time(run, remaining_s=50.0)  # mean epoch 12 s: 4 more epochs fit
+    assert schedule.total_steps == 30 + 4 * 10
+    fit_schedule_to_time(run, remaining_s=5.0)  # none fits: the schedule ends now
+    assert schedule.total_steps == 30
+    schedule.step()
+    assert schedule.lr == pytest.approx(schedule.base_lr * schedule.min_ratio)
+
+
+def test_time_fitted_run_ends_its_schedule_within_the_budget(tmp_path, data, monkeypatch):
+    import itertools
+
+    from dens_calc.train import loop
+
+    # a clock that advances 1 s per reading makes the budget a deterministic number of epochs
+    ticks = itertools.count()
+    monkeypatch.setattr(loop.time, "monotonic", lambda: float(next(ticks)))
+    result = train(tiny_config(tmp_path, data, max_epochs=None, time_limit=0.5, warmup_epochs=0))
+    assert result.stopped == "time_limit" and result.epochs >= 4
+    lrs = [row["lr"] for row in result.history]
+    # the last completed epoch reaches (close to) the end of the cosine
+    assert lrs[-1] < 0.2 * TrainConfig.lr and lrs == sorted(lrs, reverse=True)
+
+
+def test_late_stage_raises_only_the_energy_weight():
+    config = TrainConfig(energy_weight=2.0, forces_weight=10.0, late_start=0.6, late_energy_factor=50.0)
+    early, late = LossWeights.from_config(config, 1.0, 0.59), LossWeights.from_config(config, 1.0, 0.6)
+    assert early.energy == 2.0 and late.energy == 100.0 and early.forces == late.forces == 10.0
+
+
+@pytest.mark.parametrize("optimizer,amsgrad", [("adam", True), ("adamw", False)])
+def test_optimizer_choice(optimizer, amsgrad):
+    from dens_calc.train.loop import build_optimizer
+
+    opt = build_optimizer(TrainConfig(optimizer=optimizer, amsgrad=amsgrad, lr=0.01), torch.nn.Linear(2, 2))
+    assert type(opt).__name__ == {"adam": "Adam", "adamw": "AdamW"}[optimizer]
+    assert opt.param_groups[0]["amsgrad"] is amsgrad and opt.param_groups[0]["lr"] == 0.01
+
+
+def _labelled(atoms, energy):
+    atoms = atoms.copy()
+    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=np.zeros((len(atoms), 3)))
+    return atoms
+
+
+def _water_frames(n=6, e_h=-13.6, e_o=-2041.0):
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(n):
+        atoms = molecule("H2O")
+        atoms.rattle(0.02, seed=int(rng.integers(1000)))
+        frames.append(_labelled(atoms, 2 * e_h + e_o - 10.0 + rng.normal(0, 0.01)))
+    return frames
+
+
+def test_isolated_atom_frames_in_the_data_give_the_e0s(tmp_path):
+    from dens_calc.train.data import fitted_e0s, load_labelled
+
+    lone = [_labelled(Atoms("H"), -13.6), _labelled(Atoms("O"), -2041.0)]
+    lone[0].info["config_type"] = "IsolatedAtom"
+    write(tmp_path / "d.xyz", _water_frames() + lone)
+    data = load_labelled(tmp_path / "d.xyz", TrainConfig())
+    assert len(data) == 6 and data.isolated == {1: -13.6, 8: -2041.0}
+    assert fitted_e0s(data, [1, 8]) == {1: -13.6, 8: -2041.0}
+
+
+def test_one_composition_gives_equal_e0s_and_a_warning(tmp_path, caplog):
+    """Minimum-norm least squares gave H -807.9, C -504.9, O -202.0 eV for one molecule: nonsense elsewhere."""
+    from dens_calc.train.data import fitted_e0s, load_labelled
+
+    write(tmp_path / "w.xyz", _water_frames())
+    data = load_labelled(tmp_path / "w.xyz", TrainConfig())
+    with caplog.at_level(logging.WARNING, logger="dens_calc"):
+        e0s = fitted_e0s(data, [1, 8])
+    per_atom = np.mean([lab["energy"] for lab in data.labels]) / 3
+    assert e0s[1] == pytest.approx(per_atom, abs=1e-6) and e0s[8] == pytest.approx(per_atom, abs=1e-6)
+    assert "do not determine E0s" in caplog.text
+
+
+def test_some_isolated_atoms_fix_theirs_and_the_rest_is_fitted(tmp_path, caplog):
+    from dens_calc.train.data import fitted_e0s, load_labelled
+
+    write(tmp_path / "d.xyz", _water_frames() + [_labelled(Atoms("H"), -13.6)])
+    data = load_labelled(tmp_path / "d.xyz", TrainConfig())
+    e0s = fitted_e0s(data, [1, 8])
+    assert e0s[1] == -13.6
+    mean_residual = np.mean([lab["energy"] - 2 * -13.6 for lab in data.labels])
+    assert e0s[8] == pytest.approx(mean_residual, abs=1e-6)
+
+
+def test_several_compositions_keep_the_exact_fit(tmp_path, caplog):
+    from dens_calc.train.data import fitted_e0s, load_labelled
+
+    frames = [_labelled(molecule("H2O"), 2 * -13.6 - 2041.0), _labelled(molecule("H2"), 2 * -13.6),
+              _labelled(molecule("O2"), 2 * -2041.0)]
+    write(tmp_path / "m.xyz", frames)
+    with caplog.at_level(logging.WARNING, logger="dens_calc"):
+        e0s = fitted_e0s(load_labelled(tmp_path / "m.xyz", TrainConfig()), [1, 8])
+    assert e0s[1] == pytest.approx(-13.6) and e0s[8] == pytest.approx(-2041.0)
+    assert "do not determine" not in caplog.text
+
+
+def test_single_atom_crystal_is_a_training_structure(tmp_path):
+    from ase.build import bulk
+
+    from dens_calc.train.data import load_labelled
+
+    cu = _labelled(bulk("Cu", "fcc", a=3.6), -3.5)
+    write(tmp_path / "cu.xyz", [cu, _labelled(bulk("Cu", "fcc", a=3.7), -3.4)])
+    data = load_labelled(tmp_path / "cu.xyz", TrainConfig())
+    assert len(data) == 2 and data.isolated == {}
