@@ -161,12 +161,12 @@ def cu_model():
 
 @pytest.mark.parametrize("forces", ["direct", "conservative"])
 def test_energy_term_is_present_on_dens_samples_unless_dropped(cu_model, cu_batch, forces):
-    keep = TrainConfig(forces=forces, dens={"p": 1.0, "ratio": 0.5})
+    keep = TrainConfig(forces=forces, dens={"enabled": True, "p": 1.0, "ratio": 0.5})
     loss, parts = training_loss(cu_model, cu_batch, keep, generator=_gen())
     assert parts["dens_atoms"] > 0 and parts["energy"] > 1e-6 and parts["dens"] > 0
     loss.backward()
     assert cu_model.final_readout[0].weight.grad.abs().sum() > 0
-    drop = TrainConfig(forces=forces, dens={"p": 1.0, "ratio": 0.5, "energy_on_noisy": False})
+    drop = TrainConfig(forces=forces, dens={"enabled": True, "p": 1.0, "ratio": 0.5, "energy_on_noisy": False})
     _, parts = training_loss(cu_model, cu_batch, drop, generator=_gen())
     assert parts["energy"] == 0.0 and parts["dens"] > 0
     # structures that are not DeNS samples keep their energy term even when it is dropped on noisy ones
@@ -215,9 +215,9 @@ def test_force_encoding_is_given_only_to_picked_atoms(cu_model, cu_batch, monkey
         return original(forces, mask)
 
     monkeypatch.setattr(cu_model.force_encoding, "forward", spy)
-    training_loss(cu_model, cu_batch, TrainConfig(dens={"p": 1.0, "ratio": 0.5}), generator=_gen())
+    training_loss(cu_model, cu_batch, TrainConfig(dens={"enabled": True, "p": 1.0, "ratio": 0.5}), generator=_gen())
     torch.testing.assert_close(seen["forces"], cu_batch.forces)  # raw labelled forces
     assert 0 < seen["mask"].sum() < len(seen["mask"])
     seen.clear()
-    training_loss(cu_model, cu_batch, TrainConfig(dens={"p": 1.0, "force_encoding": False}), generator=_gen())
+    training_loss(cu_model, cu_batch, TrainConfig(dens={"enabled": True, "p": 1.0, "force_encoding": False}), generator=_gen())
     assert not seen

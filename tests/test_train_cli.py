@@ -22,7 +22,7 @@ def data(tmp_path_factory):
 def trained_dir(tmp_path_factory, data):
     out = tmp_path_factory.mktemp("cli") / "run"
     result = CliRunner().invoke(main, ["train", "--train", str(data), "--out", str(out), "--max-epochs", "2",
-                                       "--dens-p", "0.5", "--dens-sigma", "0.08", *TINY])
+                                       "--dens", "--dens-p", "0.5", "--dens-sigma", "0.08", *TINY])
     assert result.exit_code == 0, result.output
     return out
 
@@ -73,7 +73,7 @@ def test_finetune_and_eval_cli(tmp_path, trained_dir, data):
                                        "--max-epochs", "1", "--no-progress", "--valid-fraction", "0.25"])
     assert result.exit_code == 0, result.output
     cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert cfg["lr"] == 1e-4 and cfg["forces"] == "conservative" and cfg["dens"]["enabled"]
+    assert cfg["lr"] == 1e-4 and cfg["forces"] == "conservative" and not cfg["dens"]["enabled"]
     result = CliRunner().invoke(main, ["eval", "--model", str(out), str(data), "--json", "--plot", str(tmp_path / "p")])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

@@ -34,6 +34,6 @@ def tiny_config(tmp_path, train_file, **overrides):
     from dens_calc.train import TrainConfig
 
     base = dict(train_file=str(train_file), valid_fraction=0.25, out_dir=str(tmp_path / "run"), model=dict(TINY_MODEL),
-                max_epochs=2, batch_size=3, progress=False, dtype="float64", dens={"p": 0.5, "ratio": 0.5})
+                max_epochs=2, batch_size=3, progress=False, dtype="float64", dens={"enabled": True, "p": 0.5, "ratio": 0.5})
     base.update(overrides)
     return TrainConfig.from_dict(base)
