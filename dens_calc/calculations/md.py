@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Literal, get_args
@@ -31,6 +30,7 @@ from ase import Atoms, units
 from ase.io import write
 
 from ..data.neighbors import pair_distances
+from ..files import atomic_write_text
 from .common import UNITS, SimulationError, model_summary, results_frame
 from .summary import write_summary
 
@@ -159,9 +159,7 @@ def _save_restart(path: Path, dyn, atoms: Atoms, rng, params: dict, out_dir: Pat
                        "state": {k: _encode(_get_attr(dyn, k)) for k in _state_attrs(dyn)}},
         "file_sizes": {name: (out_dir / name).stat().st_size for name in (TRAJECTORY, LOG)},
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(state))
 
 
 def _load_restart(out_dir: Path, atoms: Atoms, params: dict) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..files import atomic_write_text
 
 def versions() -> dict[str, str]:
     """Versions of dens-calc and the libraries whose numbers end up in the results."""
@@ -52,8 +52,6 @@ def write_summary(path: str | Path, *, task: str, inputs: dict, model: dict, tim
     inputs, model, timings, results
         Plain dicts (numpy values are converted); timings in seconds.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "task": task,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -63,7 +61,4 @@ def write_summary(path: str | Path, *, task: str, inputs: dict, model: dict, tim
         "timings_s": timings,
         "results": results,
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(to_plain(doc), sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, yaml.safe_dump(to_plain(doc), sort_keys=False))

@@ -18,6 +18,7 @@ import torch
 
 from ..checkpoint import atomic_torch_save, read_checkpoint, save_model
 from ..data import collate
+from ..files import atomic_write
 from . import distributed as ddp
 from .config import DEFAULT_EPOCHS, TrainConfig, write_config
 from .dens import lambda_dens_at
@@ -241,12 +242,10 @@ def write_csv(history: list[dict], path: Path) -> None:
     if not history:
         return
     keys = list(dict.fromkeys(k for row in history for k in row))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_write(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)
-    tmp.replace(path)
 
 
 def end_epoch(run: Run, out: Path, parts: dict, valid: dict, seconds: float) -> None:
