@@ -269,13 +269,11 @@ class _Recorder:
 
 def plot_energies(log_path: str | Path, png_path: str | Path) -> Path:
     """Plot E_pot, E_tot and temperature against time from an ``md.log`` table."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot, no process-wide backend
 
     data = np.atleast_2d(np.loadtxt(log_path))
-    fig, (ax_e, ax_t) = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax_e, ax_t = fig.subplots(2, 1, sharex=True)
     ax_e.plot(data[:, 1], data[:, 2], label="E_pot")
     ax_e.plot(data[:, 1], data[:, 4], label="E_tot")
     ax_e.set_ylabel("energy (eV)")
@@ -285,7 +283,6 @@ def plot_energies(log_path: str | Path, png_path: str | Path) -> Path:
     ax_t.set_xlabel("time (ps)")
     fig.tight_layout()
     fig.savefig(png_path, dpi=120)
-    plt.close(fig)
     return Path(png_path)
 
 

@@ -167,10 +167,7 @@ def write_phonon_files(phonon, out_dir: Path, plots: bool = True) -> dict:
     phonon.write_yaml_band_structure(filename=files["band"])
     phonon.write_total_dos(filename=files["dos"])
     phonon.write_yaml_thermal_properties(filename=files["thermal"])
-    if plots:
-        import matplotlib
-
-        matplotlib.use("Agg")
+    if plots:  # phonopy plots through pyplot: the backend is the caller's (the CLI picks Agg)
         for name, plot in (("band", phonon.plot_band_structure), ("dos", phonon.plot_total_dos),
                            ("thermal_properties", phonon.plot_thermal_properties)):
             plt = plot()

@@ -76,10 +76,8 @@ def steps_per_epoch(num_train: int, config: TrainConfig, world: int) -> int:
 
 
 def build_run(config: TrainConfig, *, resume: str | Path | None = None) -> Run:
-    from .._allocator import tune_allocator
-    from ..calculators.dens import resolve_device
+    from ..runtime import resolve_device
 
-    tune_allocator()
     device = ddp.local_device(resolve_device(config.device))
     rank, world = ddp.setup(device)
     prep = prepare(config, device=device, resume=resume)
