@@ -21,6 +21,7 @@ import torch
 
 from . import __version__
 from .files import atomic_write, atomic_write_text
+from .models import bundled_model_path
 from .nn.model import DeNSPotential, ModelConfig
 
 FORMAT_VERSION = 1
@@ -64,8 +65,6 @@ def resolve_checkpoint(model: str | Path) -> Path:
         path = path / CHECKPOINT_NAME
     if path.is_file():
         return path
-    from .models import bundled_model_path
-
     bundled = bundled_model_path(str(model))
     if bundled is not None:
         return bundled
