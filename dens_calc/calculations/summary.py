@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 
 from ..files import atomic_write_text
+from .common import model_summary
 
 def versions() -> dict[str, str]:
     """Versions of dens-calc and the libraries whose numbers end up in the results."""
@@ -62,3 +63,13 @@ def write_summary(path: str | Path, *, task: str, inputs: dict, model: dict, tim
         "results": results,
     }
     return atomic_write_text(path, yaml.safe_dump(to_plain(doc), sort_keys=False))
+
+
+def write_task_summary(out_dir: str | Path, filename: str, *, task: str, calc, inputs: dict | None, settings: dict,
+                       timings: dict, results: dict) -> str:
+    """The summary at the end of md, relax, phonons and singlepoint: the caller's ``inputs`` plus
+    the task's ``settings``, what identifies ``calc``, timings and results; returns its path."""
+    model = model_summary(calc) if hasattr(calc, "species") else {"calculator": type(calc).__name__}
+    path = write_summary(Path(out_dir) / filename, task=task, inputs={**(inputs or {}), **settings}, model=model,
+                         timings=timings, results=results)
+    return str(path)
