@@ -15,54 +15,26 @@ def variant(**config):
     return tiny_model(species=SPECIES, r_max=3.5, **config)
 
 
-class TestLmax0(ModelContract):
-    @pytest.fixture(scope="class")
-    def model(self):
-        return variant(l_max=0)
+# every architecture option the config offers, each in a tiny model
+VARIANTS = {
+    "lmax0": dict(l_max=0), "lmax1-1layer": dict(l_max=1, layers=1), "lmax2": dict(l_max=2),
+    "lmax3-3layers": dict(l_max=3, layers=3), "correlation3": dict(correlation=3), "rank1": dict(radial_rank=1),
+    "rank4": dict(radial_rank=4), "pair-repulsion": dict(pair_repulsion=True),
+}
 
 
-class TestLmax1OneLayer(ModelContract):
-    @pytest.fixture(scope="class")
-    def model(self):
-        return variant(l_max=1, layers=1)
-
-
-class TestLmax2(ModelContract):
-    @pytest.fixture(scope="class")
-    def model(self):
-        return variant(l_max=2)
-
-
-class TestLmax3ThreeLayers(ModelContract):
-    @pytest.fixture(scope="class")
-    def model(self):
-        return variant(l_max=3, layers=3)
-
-
-class TestCubicProduct(ModelContract):
-    @pytest.fixture(scope="class")
-    def model(self):
-        return variant(correlation=3)
-
-
-class TestRadialRank(ModelContract):
-    @pytest.fixture(scope="class", params=[1, 4])
+class TestConservativeForces(ModelContract):
+    @pytest.fixture(scope="class", params=list(VARIANTS.values()), ids=list(VARIANTS))
     def model(self, request):
-        return variant(radial_rank=request.param)
-
-
-class TestPairRepulsion(ModelContract):
-    @pytest.fixture(scope="class")
-    def model(self):
-        return variant(pair_repulsion=True)
+        return variant(**request.param)
 
 
 class TestDirectForces(ModelContract):
     forces = "direct"
 
-    @pytest.fixture(scope="class")
-    def model(self):
-        return variant(l_max=2)
+    @pytest.fixture(scope="class", params=[dict(l_max=1), dict(l_max=2, correlation=3)], ids=["lmax1", "lmax2-cubic"])
+    def model(self, request):
+        return variant(**request.param)
 
 
 @functools.lru_cache(maxsize=1)
