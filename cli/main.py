@@ -9,7 +9,8 @@ from dens_calc import __version__
 @click.version_option(__version__, prog_name="dens-calc")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch [OMP_NUM_THREADS, else all cores].")
-@click.option("--debug", is_flag=True, help="Show the full traceback of any error (else: one line, traceback in a log).")
+@click.option("--debug", is_flag=True,
+              help="Show the full traceback of any error (else: one line; traceback in a log).")
 @click.pass_context
 def main(ctx, threads, debug):
     """Train DeNS equivariant potentials and run MD, relaxations and phonons with them."""

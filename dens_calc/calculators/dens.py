@@ -121,7 +121,8 @@ class DeNSCalculator(Calculator):
                 res["stress"] = full_3x3_to_voigt_6_stress(out["stress"][k].detach().cpu().double().numpy())
             for key, value in res.items():
                 if not np.all(np.isfinite(value)):
-                    raise NonFiniteOutputError(f"model returned non-finite {key}; the structure may be far outside the training data")
+                    raise NonFiniteOutputError(f"model returned non-finite {key}; the structure may be far outside "
+                                               "the training data")
             results.append(res)
         return results
 

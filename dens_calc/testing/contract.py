@@ -1,9 +1,9 @@
 """The model contract: what every potential must satisfy, as assertions and as a reusable pytest suite.
 
 The ``assert_*`` functions of :mod:`dens_calc.testing.physics` take an ASE calculator and
-structures, so they check any potential.  :class:`ModelContract` runs them all on a model variant, in float32 and float64, with the
-tolerances of :data:`TOLERANCES`; a test module subclasses it and provides only a ``model``
-fixture (nequip's ``utils/unittests`` pattern)::
+structures, so they check any potential.  :class:`ModelContract` runs them all on a model
+variant, in float32 and float64, with the tolerances of :data:`TOLERANCES`; a test module
+subclasses it and provides only a ``model`` fixture (nequip's ``utils/unittests`` pattern)::
 
     class TestCubicProduct(ModelContract):
         @pytest.fixture(scope="class")

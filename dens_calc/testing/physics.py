@@ -159,8 +159,7 @@ def assert_smooth_at_cutoff(numbers: tuple[int, int], r_max: float, calc, *, rto
         return _evaluated(Atoms(numbers=list(numbers), positions=[[0, 0, 0], [r, 0, 0]]), calc)
 
     inside, outside = dimer(r_max - 1e-3), dimer(r_max + 1e-3)
-    apart = _evaluated(Atoms(numbers=[numbers[0]]), calc)["energy"] + _evaluated(Atoms(numbers=[numbers[1]]), calc)[
-        "energy"]
+    apart = sum(_evaluated(Atoms(numbers=[z]), calc)["energy"] for z in numbers)
     _close(outside["energy"], apart, rtol, "atoms beyond the cutoff interact")
     _close(outside["forces"], np.zeros((2, 3)), rtol, "forces beyond the cutoff")
     _close(inside["energy"], outside["energy"], rtol, "energy jumps at the cutoff")
