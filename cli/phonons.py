@@ -27,6 +27,9 @@ def phonons_cmd(structure, model, device, dtype, out_dir, verbose, mesh, **setti
     """Phonons of STRUCTURE: band.yaml, total_dos.dat, thermal_properties.yaml, PNG plots, phonons_summary.yaml."""
     atoms, calc, out = prepare("phonons", structure, out_dir=out_dir, verbose=verbose, model=model, device=device,
                              dtype=dtype)
+    import matplotlib
+
+    matplotlib.use("Agg")  # phonopy plots through pyplot; a command writes PNGs, never opens a window
     from dens_calc.calculations.phonons import run_phonons
 
     res = run_phonons(atoms, calc, mesh=mesh or 30.0, out_dir=out,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import click
 
-from .options import one_line_errors
+from .options import one_line_errors, setup_logging
 
 # (option, TrainConfig field, help); DeNS options map into the nested ``dens`` section.  Types,
 # choices and the "[default]" shown in --help come from the config dataclasses (``_click_kwargs``),
@@ -169,29 +168,12 @@ def build_config(params: dict, base: dict, *, architecture: bool = True):
     return TrainConfig.from_dict(data)
 
 
-def setup_logging(out_dir: str | None) -> None:
-    logger = logging.getLogger("dens_calc")
-    logger.setLevel(logging.INFO)
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in logger.handlers):
-        console = logging.StreamHandler()
-        console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(console)
-    for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
-        logger.removeHandler(old)
-        old.close()
-    if out_dir:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(Path(out_dir) / "train.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-
-
 def _run(config, resume=None, stop_after=None) -> None:
     from dens_calc.checkpoint import CheckpointError
     from dens_calc.data import DataError
     from dens_calc.train import ConfigError, train
 
-    setup_logging(config.out_dir)
+    setup_logging(config.out_dir, filename="train.log")
     try:
         result = train(config, resume=resume, stop_after=stop_after)
     except (DataError, ConfigError, CheckpointError) as exc:

@@ -4,8 +4,9 @@ PyTorch's CPU allocator hands big tensors to glibc, which serves them with fresh
 pages and unmaps them on free; every forward/backward then pays a page fault per 4 KiB of
 every large intermediate.  On our 2-core benchmark machine raising glibc's mmap and trim
 thresholds cut a 256-atom Cu E+F+S call from 426 to 278 ms (same as preloading tcmalloc or
-jemalloc would).  It is process-wide and harmless elsewhere; set ``DENS_CALC_NO_MALLOPT=1``
-to leave the allocator alone.
+jemalloc would).  It is process-wide, so only :func:`dens_calc.runtime.configure_process` (which
+the ``dens-calc`` command calls) applies it; set ``DENS_CALC_NO_MALLOPT=1`` to leave the
+allocator alone even then.
 """
 
 from __future__ import annotations

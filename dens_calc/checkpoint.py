@@ -13,8 +13,6 @@ A model directory (``models/<name>/``) holds ``model.pt`` plus a human-readable
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,8 @@ from typing import Any
 import torch
 
 from . import __version__
+from .files import atomic_write, atomic_write_text
+from .models import bundled_model_path
 from .nn.model import DeNSPotential, ModelConfig
 
 FORMAT_VERSION = 1
@@ -34,18 +34,8 @@ class CheckpointError(RuntimeError):
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """Write ``obj`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path, "wb", fsync=True) as handle:
+        torch.save(obj, handle)
 
 
 def save_model(model: DeNSPotential, path: str | Path, *, metadata: dict | None = None, extra: dict | None = None) -> Path:
@@ -64,9 +54,7 @@ def save_model(model: DeNSPotential, path: str | Path, *, metadata: dict | None 
     atomic_torch_save(payload, target)
     if target.name == CHECKPOINT_NAME:
         config_json = {k: payload[k] for k in ("format_version", "dens_calc_version", "model_config", "metadata")}
-        tmp = target.with_name(".config.json.tmp")
-        tmp.write_text(json.dumps(config_json, indent=2, default=str))
-        os.replace(tmp, target.with_name("config.json"))
+        atomic_write_text(target.with_name("config.json"), json.dumps(config_json, indent=2, default=str))
     return target
 
 
@@ -77,8 +65,6 @@ def resolve_checkpoint(model: str | Path) -> Path:
         path = path / CHECKPOINT_NAME
     if path.is_file():
         return path
-    from .models import bundled_model_path
-
     bundled = bundled_model_path(str(model))
     if bundled is not None:
         return bundled

@@ -58,3 +58,37 @@ def model_dir(tmp_path_factory):
 def in_tmp_dir(tmp_path, monkeypatch):
     """Run in tmp_path so default output folders (<command>-<name>) never land in the repository."""
     monkeypatch.chdir(tmp_path)
+
+
+def direct_calculator():
+    """:func:`calculator` with the direct-force head: forces but no stress."""
+    from dens_calc import DeNSCalculator
+
+    return DeNSCalculator(small_model(), device="cpu", dtype="float64", forces="direct")
+
+
+class FailingCalculator:
+    """Wraps :func:`calculator`; from its ``fail_after``-th evaluation on, raises ``error`` instead."""
+
+    def __new__(cls, error: Exception, fail_after: int):
+        from ase.calculators.calculator import Calculator, all_changes
+
+        inner = calculator()
+
+        class _Failing(Calculator):
+            implemented_properties = ["energy", "free_energy", "forces", "stress"]
+            calls = 0
+
+            def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+                super().calculate(atoms, properties, system_changes)
+                type(self).calls += 1
+                if type(self).calls >= fail_after:
+                    raise error
+                copy = self.atoms.copy()
+                copy.calc = inner
+                energy = copy.get_potential_energy()
+                self.results = {"energy": energy, "free_energy": energy, "forces": copy.get_forces()}
+                if copy.pbc.all():
+                    self.results["stress"] = copy.get_stress()
+
+        return _Failing()

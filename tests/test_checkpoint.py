@@ -77,7 +77,7 @@ def test_bundle_model_records_test_errors_from_eval_reports(model64, tmp_path):
     import json
 
     from dens_calc.checkpoint import load_model, save_model
-    from dens_calc.models import bundle_model
+    from dens_calc.bundle import bundle_model
 
     save_model(model64, tmp_path / "run", metadata={"epoch": 7})
     metric = {"mae": 1.234, "rmse": 2.0, "count": 3, "unit": "meV/atom"}

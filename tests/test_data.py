@@ -143,3 +143,23 @@ def test_pair_distances_match_ase_for_molecules_in_boxes_and_small_cells():
     for atoms, cutoff in ((water, 1.2), (bulk("Cu", "fcc", 3.6), 3.0), (bulk("Si", "diamond", 5.43), 4.0)):
         reference = np.sort(ase_neighbor_list("d", atoms, cutoff))[::2]  # ASE lists each pair twice
         np.testing.assert_allclose(np.sort(pair_distances(atoms, cutoff)), reference, atol=1e-10)
+
+
+def test_one_structure_reader_and_one_element_check(tmp_path):
+    from ase.build import bulk
+
+    from dens_calc.calculations import common
+    from dens_calc.data import StructureError, atoms_to_graph, check_elements, read_structures
+
+    assert common.StructureError is StructureError and issubclass(StructureError, DataError)
+    (tmp_path / "bad.xyz").write_text("not a structure\n1 2 3\n")
+    for reader in (common.read_structure, read_structures):
+        with pytest.raises(StructureError, match="missing.xyz: no such file"):
+            reader(tmp_path / "missing.xyz")
+        with pytest.raises(StructureError, match="bad.xyz: cannot read structures"):
+            reader(tmp_path / "bad.xyz")
+    expected = r"element\(s\) Cu not known to the model \(model elements: H, O\)"
+    with pytest.raises(ValueError, match=expected):
+        check_elements([bulk("Cu")], [1, 8])
+    with pytest.raises(ValueError, match=expected):
+        atoms_to_graph(bulk("Cu"), [1, 8], 3.0)

@@ -170,7 +170,7 @@ def test_failed_build_falls_back_with_a_warning(monkeypatch, caplog):
     def broken_load(*args, **kwargs):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(fused, "_state", {"loaded": None, "override": None})
+    monkeypatch.setattr(fused, "_state", {"loaded": None})
     monkeypatch.setattr("torch.utils.cpp_extension.load", broken_load)
     with caplog.at_level(logging.WARNING, logger="dens_calc.nn.fused"):
         assert not fused_available()

@@ -47,7 +47,7 @@ def test_mixed_pbc_slab(calc64):
     slab.rattle(0.03, seed=4)
     slab.calc = calc64
     assert np.isfinite(slab.get_potential_energy())
-    assert_forces_match_finite_differences(slab[:4] if False else slab, calc64, rtol=1e-6)
+    assert_forces_match_finite_differences(slab, calc64, rtol=1e-6)
 
 
 def test_energy_smooth_at_cutoff(calc64):
@@ -63,18 +63,16 @@ def test_energy_smooth_at_cutoff(calc64):
     assert forces[1] < 1e-6 and forces[2] == 0.0
 
 
-def test_isolated_atoms_energy_is_e0(calc64):
+def test_atoms_beyond_the_cutoff_do_not_interact(calc64):
+    """(Not "energy = E0": with no neighbours the network still adds its per-atom terms.)"""
     atoms = Atoms("CO", positions=[[0, 0, 0], [10.0, 0, 0]])
     atoms.calc = calc64
-    e0 = dict(zip(calc64.model.config.species, calc64.model.config.atomic_energies))
-    shift = calc64.model.config.shift
-    # with no neighbours the network still adds its per-atom bias terms: check additivity instead
     single_c = Atoms("C")
     single_c.calc = calc64
     single_o = Atoms("O")
     single_o.calc = calc64
     assert abs(atoms.get_potential_energy() - single_c.get_potential_energy() - single_o.get_potential_energy()) < 1e-10
-    assert e0[6] == pytest.approx(-0.6) and shift == 0.0
+    assert np.abs(atoms.get_forces()).max() == 0.0
 
 
 def test_float32_close_to_float64(model64, si_cell):

@@ -99,3 +99,59 @@ def test_invalid_settings(kwargs, match):
 def test_npt_needs_periodic_cell():
     with pytest.raises(ValueError, match="periodic"):
         run_md(molecule("H2O"), calculator(), ensemble="npt", steps=5)
+
+
+def test_langevin_leaves_the_callers_constraints_alone():
+    from ase.constraints import FixAtoms
+
+    free = si()
+    run_md(free, calculator(), ensemble="langevin", steps=3, interval=1)
+    assert free.constraints == []  # the FixCom of the run is not left behind
+    pinned = si()
+    fix = FixAtoms(indices=[0])
+    pinned.set_constraint(fix)
+    run_md(pinned, calculator(), ensemble="langevin", steps=3, interval=1)
+    assert pinned.constraints == [fix]
+
+
+def test_constraints_are_restored_when_the_run_stops():
+    atoms = si()
+    with pytest.raises(SimulationError, match="temperature"):
+        run_md(atoms, calculator(), ensemble="langevin", temperature_K=5000, friction_per_fs=0.5, steps=50,
+               interval=1, initial_velocities=False, max_temperature_K=200)
+    assert atoms.constraints == []
+
+
+def test_non_finite_model_output_stops_md_by_type_not_message(tmp_path):
+    from sim_helpers import FailingCalculator
+
+    from dens_calc.calculators import NonFiniteOutputError
+
+    typed = FailingCalculator(NonFiniteOutputError("model returned NaN energies"), fail_after=4)
+    with pytest.raises(SimulationError, match="MD stopped at step .*NaN energies"):
+        run_md(molecule("H2O"), typed, steps=10, interval=1, out_dir=tmp_path)
+    assert "NaN energies" in yaml.safe_load((tmp_path / "md_summary.yaml").read_text())["results"]["stopped"]
+    other = FailingCalculator(RuntimeError("a bug that mentions non-finite values"), fail_after=4)
+    with pytest.raises(RuntimeError, match="a bug") as caught:
+        run_md(molecule("H2O"), other, steps=10, interval=1)
+    assert not isinstance(caught.value, SimulationError)  # an internal error is not a stopped simulation
+
+
+@pytest.mark.parametrize("ensemble", ["nve", "langevin", "nvt"])
+def test_direct_force_model_runs_on_a_periodic_cell_without_pressure(tmp_path, ensemble):
+    from sim_helpers import direct_calculator
+
+    res = run_md(si(), direct_calculator(), ensemble=ensemble, steps=4, interval=2, out_dir=tmp_path)
+    log = np.loadtxt(tmp_path / "md.log")
+    assert log.shape == (3, 8) and np.isnan(log[:, 6]).all() and np.isfinite(log[:, 7]).all()
+    assert np.isnan(res["final"]["P_GPa"]) and res["steps"] == 4
+    frames = read(tmp_path / "md.extxyz", ":")
+    assert "stress" not in frames[-1].calc.results and frames[-1].get_forces().shape == (2, 3)
+
+
+def test_npt_with_a_direct_force_model_is_refused_before_it_starts(tmp_path):
+    from sim_helpers import direct_calculator
+
+    with pytest.raises(ValueError, match="npt needs stress"):
+        run_md(si(), direct_calculator(), ensemble="npt", steps=4, out_dir=tmp_path)
+    assert not (tmp_path / "md.log").exists()

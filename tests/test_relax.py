@@ -49,3 +49,25 @@ def test_relax_invalid_settings():
         run_relax(molecule("H2O"), calculator(), optimizer="SD")
     with pytest.raises(ValueError, match="steps"):
         run_relax(molecule("H2O"), calculator(), steps=0)
+
+
+def test_user_constraints_come_back_when_the_optimizer_fails():
+    from ase.constraints import FixAtoms
+    from sim_helpers import FailingCalculator
+
+    atoms = bulk("Si", "diamond", a=5.5, cubic=True)
+    atoms.rattle(0.1, seed=1)
+    fix = FixAtoms(indices=[0])
+    atoms.set_constraint(fix)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_relax(atoms, FailingCalculator(RuntimeError("boom"), fail_after=3), fix_symmetry=True, fmax=1e-6)
+    assert atoms.constraints == [fix]  # no FixSymmetry left behind
+
+
+def test_cell_relaxation_with_a_direct_force_model_is_refused_before_it_starts(tmp_path):
+    from sim_helpers import direct_calculator
+
+    with pytest.raises(ValueError, match="needs stress"):
+        run_relax(bulk("Si", "diamond", a=5.5), direct_calculator(), cell=True, out_dir=tmp_path)
+    assert not (tmp_path / "relax.log").exists()
+    assert run_relax(molecule("H2O"), direct_calculator(), steps=2)["steps"] == 2  # positions only: fine

@@ -6,10 +6,11 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
-from ase.io import read
+
+from ..data.elements import check_elements, elements_of, symbols
+from ..data.labels import StructureError, read_structure_file  # noqa: F401  (StructureError: re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -30,52 +31,14 @@ class SimulationError(RuntimeError):
     """A simulation that cannot start or had to stop; the message says why (one line)."""
 
 
-class StructureError(ValueError):
-    """A structure file that is missing, unreadable or empty."""
-
-
 class ModelSelectionError(ValueError):
     """No model given and none of the bundled models covers the structure's elements."""
 
 
 def read_structure(path: str | Path, *, index: int | str = -1) -> Atoms | list[Atoms]:
-    """Read a structure file with ``ase.io.read`` and turn every failure into a one-line error.
-
-    Parameters
-    ----------
-    path
-        Any file that ``ase.io.read`` understands (CIF, POSCAR, extxyz, ASE trajectory, ...).
-    index
-        Frame(s) to read: ``-1`` (last frame, default) or ``":"`` for every frame (a list).
-
-    Raises
-    ------
-    StructureError
-        If the file is missing, cannot be parsed or holds no atoms.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise StructureError(f"structure file '{path}' not found")
-    try:
-        frames = read(path, index=index)
-    except Exception as exc:  # ase.io raises many unrelated types for bad files; re-raised with context
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StructureError(f"cannot read '{path}' as a structure file: {reason}") from exc
-    as_list = frames if isinstance(frames, list) else [frames]
-    if not as_list or any(len(atoms) == 0 for atoms in as_list):
-        raise StructureError(f"'{path}' holds no atoms")
-    return frames
-
-
-def elements_of(structures: Atoms | Iterable[Atoms]) -> set[int]:
-    """Atomic numbers present in one structure or a list of structures."""
-    if isinstance(structures, Atoms):
-        structures = [structures]
-    return {int(z) for atoms in structures for z in np.unique(atoms.numbers)}
-
-
-def _symbols(numbers: Iterable[int]) -> str:
-    return ", ".join(chemical_symbols[z] for z in sorted(numbers))
+    """The last frame of a structure file (``index=":"``: every frame), via the one reader
+    :func:`~dens_calc.data.labels.read_structure_file` (raises :class:`StructureError`)."""
+    return read_structure_file(path, index=index)
 
 
 def bundled_model_species() -> dict[str, list[int]]:
@@ -100,21 +63,14 @@ def select_model(structures: Atoms | Iterable[Atoms], model: str | Path | None =
     available = bundled_model_species()
     for name, species in available.items():
         if needed <= set(species):
-            logger.info("using bundled model '%s' (elements %s)", name, _symbols(species))
+            logger.info("using bundled model '%s' (elements %s)", name, symbols(species))
             return name
     if not available:
         raise ModelSelectionError("no model given and no bundled models are installed; pass --model PATH")
-    listing = "; ".join(f"{name} ({_symbols(species)})" for name, species in available.items())
+    listing = "; ".join(f"{name} ({symbols(species)})" for name, species in available.items())
     raise ModelSelectionError(
-        f"no model given and no bundled model covers all of {_symbols(needed)}; bundled models: {listing}"
+        f"no model given and no bundled model covers all of {symbols(needed)}; bundled models: {listing}"
     )
-
-
-def check_elements(structures: Atoms | Iterable[Atoms], calc) -> None:
-    """Raise ``ValueError`` naming the elements of ``structures`` that the model does not know."""
-    missing = elements_of(structures) - set(calc.species)
-    if missing:
-        raise ValueError(f"element(s) {_symbols(missing)} unknown to the model (it knows {_symbols(calc.species)})")
 
 
 def load_calculator(structures: Atoms | Iterable[Atoms], *, model=None, device: str = "auto", dtype: str = "float32"):
@@ -122,8 +78,15 @@ def load_calculator(structures: Atoms | Iterable[Atoms], *, model=None, device: 
     from ..calculators import DeNSCalculator
 
     calc = DeNSCalculator(select_model(structures, model), device=device, dtype=dtype)
-    check_elements(structures, calc)
+    check_elements(structures, calc.species)
     return calc
+
+
+def gives_stress(calc) -> bool:
+    """Whether ``calc`` gives stress: not a DeNS direct-force model; another calculator if it implements it."""
+    if hasattr(calc, "force_mode"):
+        return calc.force_mode == "conservative"
+    return "stress" in getattr(calc, "implemented_properties", ())
 
 
 def model_summary(calc) -> dict:

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from .common import model_summary
-from .summary import write_summary
+from .common import SimulationError
+from .summary import write_task_summary
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +167,7 @@ def write_phonon_files(phonon, out_dir: Path, plots: bool = True) -> dict:
     phonon.write_yaml_band_structure(filename=files["band"])
     phonon.write_total_dos(filename=files["dos"])
     phonon.write_yaml_thermal_properties(filename=files["thermal"])
-    if plots:
-        import matplotlib
-
-        matplotlib.use("Agg")
+    if plots:  # phonopy plots through pyplot: the backend is the caller's (the CLI picks Agg)
         for name, plot in (("band", phonon.plot_band_structure), ("dos", phonon.plot_total_dos),
                            ("thermal_properties", phonon.plot_thermal_properties)):
             plt = plot()
@@ -182,28 +179,11 @@ def write_phonon_files(phonon, out_dir: Path, plots: bool = True) -> dict:
     return {k: str(v) for k, v in files.items()}
 
 
-def run_phonons(
-    atoms: Atoms,
-    calc=None,
-    *,
-    supercell: Sequence[int] | None = None,
-    min_length_Ang: float = 10.0,
-    displacement_Ang: float = 0.01,
-    relax: bool = False,
-    relax_fmax: float = 0.01,
-    relax_steps: int = 500,
-    symmetrize: bool = False,
-    npoints: int = 51,
-    mesh: float | Sequence[int] = 30.0,
-    t_min_K: float = 0.0,
-    t_max_K: float = 1000.0,
-    t_step_K: float = 10.0,
-    tolerance_THz: float = 0.05,
-    batch_size: int = 32,
-    out_dir: str | Path | None = None,
-    plots: bool = True,
-    inputs: dict | None = None,
-) -> dict:
+def run_phonons(atoms: Atoms, calc=None, *, supercell: Sequence[int] | None = None, min_length_Ang: float = 10.0,
+                displacement_Ang: float = 0.01, relax: bool = False, relax_fmax: float = 0.01, relax_steps: int = 500,
+                symmetrize: bool = False, npoints: int = 51, mesh: float | Sequence[int] = 30.0, t_min_K: float = 0.0,
+                t_max_K: float = 1000.0, t_step_K: float = 10.0, tolerance_THz: float = 0.05, batch_size: int = 32,
+                out_dir: str | Path | None = None, plots: bool = True, inputs: dict | None = None) -> dict:
     """Phonon band structure, DOS, thermal properties and a stability check with phonopy.
 
     Parameters
@@ -244,21 +224,10 @@ def run_phonons(
     """
     if calc is not None:
         atoms.calc = calc
-    if not atoms.pbc.all():
-        raise ValueError("phonons need a cell that is periodic in all three directions")
-    if not displacement_Ang > 0:
-        raise ValueError(f"displacement must be > 0 Å, got {displacement_Ang}")
-    supercell = tuple(int(n) for n in (supercell or default_supercell(atoms, min_length_Ang)))
-    if len(supercell) != 3 or min(supercell) < 1:
-        raise ValueError(f"supercell must be three positive integers, got {supercell}")
+    supercell = _checked_supercell(atoms, supercell, min_length_Ang, displacement_Ang)
     timings, t0 = {}, time.perf_counter()
     if relax:
-        from .common import SimulationError
-        from .relax import run_relax
-
-        relaxed = run_relax(atoms, fmax=relax_fmax, steps=relax_steps)
-        if not relaxed["converged"]:
-            raise SimulationError(f"the relaxation before phonons did not converge in {relax_steps} steps")
+        _relax_first(atoms, relax_fmax, relax_steps)
         timings["relax"] = time.perf_counter() - t0
     phonon = make_phonopy(atoms, supercell)
     t1 = time.perf_counter()
@@ -270,13 +239,48 @@ def run_phonons(
     props = thermal(phonon, t_min_K=t_min_K, t_max_K=t_max_K, t_step_K=t_step_K)
     check = stability(phonon, band, tolerance_THz=tolerance_THz)
     timings["total"] = time.perf_counter() - t0
+    results = _results(phonon, band, props, check, supercell, n_disp)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        results["files"] = write_phonon_files(phonon, out_dir, plots)
+        results["files"]["summary"] = str(out_dir / SUMMARY)
+        settings = {"supercell": list(supercell), "displacement_Ang": displacement_Ang, "relax": relax,
+                    "symmetrize": symmetrize, "mesh": mesh, "npoints": npoints, "tolerance_THz": tolerance_THz}
+        write_task_summary(out_dir, SUMMARY, task="phonons", calc=atoms.calc, inputs=inputs, settings=settings,
+                           timings=timings, results=results)
+    results["phonopy"] = phonon
+    return results
+
+
+def _checked_supercell(atoms: Atoms, supercell, min_length_Ang: float, displacement_Ang: float) -> tuple[int, ...]:
+    """The supercell to use, after checking the structure and settings (nothing has run yet)."""
+    if not atoms.pbc.all():
+        raise ValueError("phonons need a cell that is periodic in all three directions")
+    if not displacement_Ang > 0:
+        raise ValueError(f"displacement must be > 0 Å, got {displacement_Ang}")
+    supercell = tuple(int(n) for n in (supercell or default_supercell(atoms, min_length_Ang)))
+    if len(supercell) != 3 or min(supercell) < 1:
+        raise ValueError(f"supercell must be three positive integers, got {supercell}")
+    return supercell
+
+
+def _relax_first(atoms: Atoms, fmax: float, steps: int) -> None:
+    from .relax import run_relax
+
+    relaxed = run_relax(atoms, fmax=fmax, steps=steps)
+    if not relaxed["converged"]:
+        raise SimulationError(f"the relaxation before phonons did not converge in {steps} steps")
+
+
+def _results(phonon, band, props, check: dict, supercell: tuple[int, ...], n_disp: int) -> dict:
     (logger.info if check["dynamically_stable"] else logger.warning)(
         "lowest frequency %.4g THz (excluding acoustic modes near Γ: %.4g THz): %s", check["lowest_frequency_THz"],
         check["lowest_frequency_excluding_gamma_acoustic_THz"],
         "dynamically stable" if check["dynamically_stable"] else "DYNAMICALLY UNSTABLE")
     temps = np.asarray(props.temperatures)
     at300 = int(np.argmin(np.abs(temps - 300.0)))
-    results = {
+    return {
         "supercell": list(supercell), "n_displacements": n_disp, "n_atoms_primitive": len(phonon.primitive),
         "n_branches": int(band.frequencies[0].shape[1]), **check,
         "thermal_at_300K": {"temperature_K": float(temps[at300]),
@@ -285,15 +289,3 @@ def run_phonons(
                             "heat_capacity_J_per_K_mol": float(props.heat_capacity[at300])},
         "files": {},
     }
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        results["files"] = write_phonon_files(phonon, out_dir, plots)
-        results["files"]["summary"] = str(out_dir / SUMMARY)
-        settings = {"supercell": list(supercell), "displacement_Ang": displacement_Ang, "relax": relax,
-                    "symmetrize": symmetrize, "mesh": mesh, "npoints": npoints, "tolerance_THz": tolerance_THz}
-        write_summary(out_dir / SUMMARY, task="phonons", inputs={**(inputs or {}), **settings},
-                      model=model_summary(atoms.calc) if hasattr(atoms.calc, "species") else {},
-                      timings=timings, results=results)
-    results["phonopy"] = phonon
-    return results

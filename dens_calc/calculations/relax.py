@@ -16,8 +16,8 @@ import numpy as np
 from ase import Atoms, units
 from ase.io import write
 
-from .common import UNITS, model_summary, results_frame
-from .summary import write_summary
+from .common import UNITS, gives_stress, results_frame
+from .summary import write_task_summary
 
 logger = logging.getLogger(__name__)
 
@@ -51,27 +51,16 @@ def relaxed_path(out_dir: Path, input_path: str | Path | None, output_format: st
     return out_dir / f"{stem}-relaxed{suffix}", fmt
 
 
-def run_relax(
-    atoms: Atoms,
-    calc=None,
-    *,
-    optimizer: Optimizer = "FIRE",
-    fmax: float = 0.01,
-    steps: int = 500,
-    cell: bool = False,
-    pressure_GPa: float = 0.0,
-    fix_symmetry: bool = False,
-    out_dir: str | Path | None = None,
-    input_path: str | Path | None = None,
-    output_format: str | None = None,
-    inputs: dict | None = None,
-) -> dict:
+def run_relax(atoms: Atoms, calc=None, *, optimizer: Optimizer = "FIRE", fmax: float = 0.01, steps: int = 500,
+              cell: bool = False, pressure_GPa: float = 0.0, fix_symmetry: bool = False,
+              out_dir: str | Path | None = None, input_path: str | Path | None = None,
+              output_format: str | None = None, inputs: dict | None = None) -> dict:
     """Relax atomic positions (and with ``cell`` the cell) until every force is below ``fmax``.
 
     Parameters
     ----------
     atoms
-        The structure, relaxed in place.
+        The structure, relaxed in place (its constraints are restored at the end, also on failure).
     calc
         The calculator; ``None`` keeps ``atoms.calc``.
     optimizer
@@ -82,7 +71,7 @@ def run_relax(
     steps
         Maximum number of optimizer steps.
     cell
-        Relax the cell too (``FrechetCellFilter``; needs a 3-D periodic cell).
+        Relax the cell too (``FrechetCellFilter``; needs a 3-D periodic cell and a model that gives stress).
     pressure_GPa
         External (scalar) pressure for the cell relaxation (GPa).
     fix_symmetry
@@ -102,38 +91,69 @@ def run_relax(
     """
     if calc is not None:
         atoms.calc = calc
+    opt_class = _check_inputs(atoms, optimizer, fmax, steps, cell)
+    out_dir = None if out_dir is None else Path(out_dir)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    results, elapsed = _optimize(atoms, opt_class, out_dir, fmax=fmax, steps=steps, cell=cell,
+                                 pressure_GPa=pressure_GPa, fix_symmetry=fix_symmetry)
+    results["files"] = {}
+    if out_dir is not None:
+        results["files"] = _write_outputs(atoms, out_dir, input_path, output_format)
+        settings = {"optimizer": optimizer, "fmax": fmax, "steps": steps, "cell": cell,
+                    "pressure_GPa": pressure_GPa, "fix_symmetry": fix_symmetry}
+        results["files"]["summary"] = str(out_dir / SUMMARY)
+        write_task_summary(out_dir, SUMMARY, task="relax", calc=atoms.calc, inputs=inputs, settings=settings,
+                           timings={"relax": elapsed}, results=results)
+    return results
+
+
+def _check_inputs(atoms: Atoms, optimizer: str, fmax: float, steps: int, cell: bool):
+    """The optimizer class, after checking every setting (nothing has run yet)."""
     opt_class = _optimizer_class(optimizer)
     if not fmax > 0:
         raise ValueError(f"fmax must be > 0 eV/Å, got {fmax}")
     if not (isinstance(steps, (int, np.integer)) and steps >= 1):
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    periodic = bool(atoms.pbc.all())
-    if cell and not periodic:
+    if cell and not atoms.pbc.all():
         raise ValueError("a cell relaxation needs a cell that is periodic in all three directions")
-    out_dir = None if out_dir is None else Path(out_dir)
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    if cell and not gives_stress(atoms.calc):
+        raise ValueError("a cell relaxation needs stress, which this model does not give (a direct-force model): "
+                         "relax the positions only, or use a conservative model")
+    return opt_class
+
+
+def _optimize(atoms: Atoms, opt_class, out_dir: Path | None, *, fmax: float, steps: int, cell: bool,
+              pressure_GPa: float, fix_symmetry: bool) -> tuple[dict, float]:
+    """Run the optimizer; returns the results and the seconds it took.  The user's constraints come back
+    in any case (results are taken before that, with the forces as the optimizer saw them)."""
     user_constraints = list(atoms.constraints)  # e.g. FixAtoms: kept, and restored afterwards
-    if fix_symmetry:
-        from ase.constraints import FixSymmetry
-
-        atoms.set_constraint([*user_constraints, FixSymmetry(atoms)])
-    volume0 = float(atoms.get_volume()) if periodic else None
-
-    target = atoms
-    if cell:
-        from ase.filters import FrechetCellFilter
-
-        target = FrechetCellFilter(atoms, scalar_pressure=pressure_GPa * units.GPa)
+    volume0 = float(atoms.get_volume()) if atoms.pbc.all() else None
     kwargs = {"logfile": None}
     if out_dir is not None:
         kwargs = {"logfile": str(out_dir / LOG), "trajectory": str(out_dir / TRAJECTORY)}
     t0 = time.perf_counter()
-    with opt_class(target, **kwargs) as opt:
-        converged = bool(opt.run(fmax=fmax, steps=steps))
-        nsteps = int(opt.nsteps)
-    elapsed = time.perf_counter() - t0
+    try:
+        if fix_symmetry:
+            from ase.constraints import FixSymmetry
 
+            atoms.set_constraint([*user_constraints, FixSymmetry(atoms)])
+        target = atoms
+        if cell:
+            from ase.filters import FrechetCellFilter
+
+            target = FrechetCellFilter(atoms, scalar_pressure=pressure_GPa * units.GPa)
+        with opt_class(target, **kwargs) as opt:
+            converged = bool(opt.run(fmax=fmax, steps=steps))
+            nsteps = int(opt.nsteps)
+        elapsed = time.perf_counter() - t0
+        return _results(atoms, converged, nsteps, volume0), elapsed
+    finally:
+        if fix_symmetry:
+            atoms.set_constraint(user_constraints)
+
+
+def _results(atoms: Atoms, converged: bool, nsteps: int, volume0: float | None) -> dict:
     forces = atoms.get_forces()
     results = {
         "converged": converged,
@@ -141,7 +161,7 @@ def run_relax(
         "energy_eV": float(atoms.get_potential_energy()),
         "max_force_eV_per_Ang": float(np.linalg.norm(forces, axis=1).max()),
     }
-    if periodic:
+    if volume0 is not None:
         volume = float(atoms.get_volume())
         results.update(
             stress_eV_per_Ang3=atoms.get_stress().tolist(), volume_initial_Ang3=volume0, volume_final_Ang3=volume,
@@ -150,17 +170,6 @@ def run_relax(
     logger.info("relaxation %s after %d steps: E = %.6f eV, max |F| = %.4g eV/Å",
                 "converged" if converged else "NOT converged", nsteps, results["energy_eV"],
                 results["max_force_eV_per_Ang"])
-    if fix_symmetry:
-        atoms.set_constraint(user_constraints)
-    results["files"] = {}
-    if out_dir is not None:
-        results["files"] = _write_outputs(atoms, out_dir, input_path, output_format)
-        settings = {"optimizer": optimizer, "fmax": fmax, "steps": steps, "cell": cell,
-                    "pressure_GPa": pressure_GPa, "fix_symmetry": fix_symmetry}
-        write_summary(out_dir / SUMMARY, task="relax", inputs={**(inputs or {}), **settings},
-                      model=model_summary(atoms.calc) if hasattr(atoms.calc, "species") else {},
-                      timings={"relax": elapsed}, results=results)
-        results["files"]["summary"] = str(out_dir / SUMMARY)
     return results
 
 

@@ -17,8 +17,8 @@ import numpy as np
 from ase import Atoms
 from ase.io import write
 
-from .common import UNITS, model_summary
-from .summary import write_summary
+from .common import UNITS
+from .summary import write_task_summary
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,6 @@ def run_singlepoint(
         out_dir.mkdir(parents=True, exist_ok=True)
         write(out_dir / OUTPUT, frames, format="extxyz")
         results["files"] = {"structures": str(out_dir / OUTPUT), "summary": str(out_dir / SUMMARY)}
-        write_summary(out_dir / SUMMARY, task="singlepoint", inputs={**(inputs or {}), "batch_size": batch_size},
-                      model=model_summary(calc), timings={"evaluate": elapsed}, results=results)
+        write_task_summary(out_dir, SUMMARY, task="singlepoint", calc=calc, inputs=inputs,
+                           settings={"batch_size": batch_size}, timings={"evaluate": elapsed}, results=results)
     return results

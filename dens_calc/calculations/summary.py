@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..files import atomic_write_text
+from .common import model_summary
 
 def versions() -> dict[str, str]:
     """Versions of dens-calc and the libraries whose numbers end up in the results."""
@@ -52,8 +53,6 @@ def write_summary(path: str | Path, *, task: str, inputs: dict, model: dict, tim
     inputs, model, timings, results
         Plain dicts (numpy values are converted); timings in seconds.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "task": task,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -63,7 +62,14 @@ def write_summary(path: str | Path, *, task: str, inputs: dict, model: dict, tim
         "timings_s": timings,
         "results": results,
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(to_plain(doc), sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, yaml.safe_dump(to_plain(doc), sort_keys=False))
+
+
+def write_task_summary(out_dir: str | Path, filename: str, *, task: str, calc, inputs: dict | None, settings: dict,
+                       timings: dict, results: dict) -> str:
+    """The summary at the end of md, relax, phonons and singlepoint: the caller's ``inputs`` plus
+    the task's ``settings``, what identifies ``calc``, timings and results; returns its path."""
+    model = model_summary(calc) if hasattr(calc, "species") else {"calculator": type(calc).__name__}
+    path = write_summary(Path(out_dir) / filename, task=task, inputs={**(inputs or {}), **settings}, model=model,
+                         timings=timings, results=results)
+    return str(path)

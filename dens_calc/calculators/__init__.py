@@ -1,5 +1,5 @@
 """ASE calculators."""
 
-from .dens import DeNSCalculator
+from .dens import DeNSCalculator, NonFiniteOutputError
 
-__all__ = ["DeNSCalculator"]
+__all__ = ["DeNSCalculator", "NonFiniteOutputError"]

@@ -14,31 +14,15 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .. import __version__
-from .._allocator import tune_allocator
 from ..checkpoint import load_model, resolve_checkpoint
 from ..data.graph import atoms_to_graph, collate
 from ..nn.fused import fused_available
 from ..nn.model import DeNSPotential, evaluate
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as given."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
-    return device
+from ..runtime import resolve_device, resolve_dtype  # noqa: F401  (resolve_device: also imported from here)
 
 
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    return DTYPES[dtype]
+class NonFiniteOutputError(RuntimeError):
+    """The model returned NaN or infinity (the structure is likely far outside its training data)."""
 
 
 def _file_sha256(path: Path) -> str:
@@ -72,7 +56,6 @@ class DeNSCalculator(Calculator):
     def __init__(self, model: str | Path | DeNSPotential, *, device: str = "auto", dtype: str = "float32",
                  forces: str = "auto", **kwargs):
         super().__init__(**kwargs)
-        tune_allocator()
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
         if isinstance(model, DeNSPotential):
@@ -138,7 +121,8 @@ class DeNSCalculator(Calculator):
                 res["stress"] = full_3x3_to_voigt_6_stress(out["stress"][k].detach().cpu().double().numpy())
             for key, value in res.items():
                 if not np.all(np.isfinite(value)):
-                    raise RuntimeError(f"model returned non-finite {key}; the structure may be far outside the training data")
+                    raise NonFiniteOutputError(f"model returned non-finite {key}; the structure may be far outside "
+                                               "the training data")
             results.append(res)
         return results
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from ase import Atoms
-from ase.data import chemical_symbols
 from torch_geometric.data import Batch, Data
 
+from .elements import check_elements
 from .neighbors import neighbor_list
 
 
@@ -28,11 +28,7 @@ def validate_atoms(atoms: Atoms, species: Sequence[int] | None = None) -> None:
         if atoms.pbc.all() and abs(atoms.cell.volume) < 1e-8:
             raise ValueError("periodic cell has zero volume")
     if species is not None:
-        unknown = sorted(set(atoms.numbers.tolist()) - set(species))
-        if unknown:
-            names = ", ".join(chemical_symbols[z] for z in unknown)
-            known = ", ".join(chemical_symbols[z] for z in species)
-            raise ValueError(f"element(s) {names} not known to the model (model elements: {known})")
+        check_elements(atoms, species)
 
 
 def species_indices(numbers: np.ndarray, species: Sequence[int]) -> np.ndarray:

@@ -21,6 +21,10 @@ class DataError(ValueError):
     """Bad training/evaluation data; the message names file and frame."""
 
 
+class StructureError(DataError):
+    """A structure file that is missing, unreadable or empty."""
+
+
 @dataclass
 class LabelKeys:
     """Where labels live: ``atoms.info``/``atoms.arrays`` keys, or ``atoms.calc.results``."""
@@ -30,21 +34,43 @@ class LabelKeys:
     stress: str | None = None
 
 
-def read_structures(path: str | Path, index: str = ":", format: str | None = None) -> list[Atoms]:
-    """Read every frame of ``path`` with ASE; clear errors for missing/empty/unreadable files."""
+def read_structure_file(path: str | Path, *, index: int | str = ":", format: str | None = None) -> Atoms | list[Atoms]:
+    """The one structure reader: ``ase.io.read`` with every failure turned into a one-line error.
+
+    Parameters
+    ----------
+    path
+        Any file that ``ase.io.read`` understands (CIF, POSCAR, extxyz, ASE trajectory, ...).
+    index, format
+        As ``ase.io.read`` takes them: ``":"`` (every frame, a list), ``-1`` (the last frame), ...
+
+    Raises
+    ------
+    StructureError
+        If the file is missing, cannot be parsed, or holds no frames or a frame without atoms.
+    """
     from ase.io import read
 
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
+    if not path.is_file():
+        raise StructureError(f"{path}: no such file")
     try:
         frames = read(str(path), index=index, format=format)
-    except Exception as exc:  # ASE raises many types for unreadable input
-        raise DataError(f"{path}: cannot read structures ({type(exc).__name__}: {exc})") from exc
-    frames = frames if isinstance(frames, list) else [frames]
-    if not frames:
-        raise DataError(f"{path}: file contains no structures")
+    except Exception as exc:  # ase.io raises many unrelated types for bad files; re-raised with context
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise StructureError(f"{path}: cannot read structures ({type(exc).__name__}: {reason})") from exc
+    as_list = frames if isinstance(frames, list) else [frames]
+    if not as_list:
+        raise StructureError(f"{path}: file contains no structures")
+    if any(len(atoms) == 0 for atoms in as_list):
+        raise StructureError(f"{path}: holds a frame without atoms")
     return frames
+
+
+def read_structures(path: str | Path, index: str = ":", format: str | None = None) -> list[Atoms]:
+    """Every frame of ``path`` (:func:`read_structure_file`) as a list."""
+    frames = read_structure_file(path, index=index, format=format)
+    return frames if isinstance(frames, list) else [frames]
 
 
 def _lookup(atoms: Atoms, name: str, key: str | None, per_atom: bool):

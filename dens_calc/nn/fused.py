@@ -11,21 +11,23 @@ the reference the tests compare to.
 
 The C++ source is compiled once per machine with ``torch.utils.cpp_extension`` (needs a C++
 compiler and ninja; ~25 s, cached under ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``).
-If that fails, a warning is logged and everything runs on the torch path.  ``DENS_CALC_FUSED=0``
-turns the kernel off; :func:`use_fused` does so for a block of code.
+If that fails, a warning is logged and everything runs on the torch path.  Whether the kernel
+may be used is the process policy of :mod:`dens_calc.runtime` (``DENS_CALC_FUSED=0`` turns it
+off; :func:`~dens_calc.runtime.use_fused` does so for a block of code); this module only builds
+and calls it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import re
 import threading
 import time
 from pathlib import Path
 
 import torch
+
+from ..runtime import fused_enabled, use_fused  # noqa: F401  (use_fused: re-exported for callers of this module)
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ SOURCE = Path(__file__).resolve().parent / "csrc" / "edge_convolution.cpp"
 LANES = {torch.float32: 8, torch.float64: 4}
 
 _lock = threading.Lock()
-_state = {"loaded": None, "override": None}  # loaded: None = not tried yet, then True/False
+_state = {"loaded": None}  # None = not tried yet, then True/False
 
 
 def _build_flags() -> list[str]:
@@ -85,28 +87,13 @@ def _is_built(name: str) -> bool:
 
 def fused_available() -> bool:
     """Whether the fused kernel is enabled and loaded (loading it on the first call)."""
-    if _state["override"] is not None:
-        enabled = _state["override"]
-    else:
-        enabled = os.environ.get("DENS_CALC_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
-    if not enabled:
+    if not fused_enabled():
         return False
     if _state["loaded"] is None:
         with _lock:
             if _state["loaded"] is None:
                 _state["loaded"] = _load()
     return _state["loaded"]
-
-
-@contextlib.contextmanager
-def use_fused(enabled: bool):
-    """Turn the fused kernel on or off inside a ``with`` block (tests, benchmarks; process-wide)."""
-    previous = _state["override"]
-    _state["override"] = bool(enabled)
-    try:
-        yield
-    finally:
-        _state["override"] = previous
 
 
 def fused_applies(h: torch.Tensor) -> bool:

@@ -1,9 +1,15 @@
-"""Physics assertions: equivariance, forces = -grad E, stress = strain derivative."""
+"""Physics assertions for any ASE calculator: equivariance, forces = -grad E, stress = strain
+derivative (finite differences by ``ase.calculators.fd``), batching, extensivity, locality, cutoff.
+
+Tolerances are relative to the largest magnitude compared (at least 1); :mod:`.contract` holds
+the values per dtype.  No pytest needed: failures are ``AssertionError``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
+from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
 
 def tiny_model(species=(1, 6, 7, 8, 14, 29), *, seed: int = 0, l_max: int = 2, channels: int = 8, r_max: float = 4.0,
@@ -39,69 +45,122 @@ def random_rotation(seed: int = 0, improper: bool = False) -> np.ndarray:
     return -q if improper else q
 
 
-def _rotated(atoms: Atoms, rot: np.ndarray) -> Atoms:
+def _evaluated(atoms: Atoms, calc) -> dict:
+    """Energy, forces and (3-D periodic cells, where the calculator gives it) stress of a copy."""
+    a = atoms.copy()
+    a.calc = calc
+    out = {"energy": a.get_potential_energy(), "forces": a.get_forces()}
+    if atoms.pbc.all() and "stress" in a.calc.results:
+        out["stress"] = a.get_stress()
+    return out
+
+
+def _close(actual, expected, rtol: float, what: str) -> None:
+    actual, expected = np.asarray(actual, float), np.asarray(expected, float)
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale, err_msg=what)
+
+
+def _transformed(atoms: Atoms, rot: np.ndarray, shift: np.ndarray) -> Atoms:
     out = atoms.copy()
-    out.positions = atoms.positions @ rot.T
+    out.positions = atoms.positions @ rot.T + shift
     if atoms.pbc.any():
         out.set_cell(atoms.cell.array @ rot.T, scale_atoms=False)
     return out
 
 
-def assert_rotation_equivariant(atoms: Atoms, calc, rot: np.ndarray, *, atol: float = 1e-8) -> None:
-    """E invariant, F -> F R^T and stress -> R S R^T under a rotation of the whole system."""
-    from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
+def assert_equivariant(atoms: Atoms, calc, *, rtol: float, seed: int = 0) -> None:
+    """E invariant, F -> F R^T, stress -> R S R^T under rotations and reflections (with a
+    translation), and E, F follow a permutation of the atoms."""
+    ref = _evaluated(atoms, calc)
+    rng = np.random.default_rng(seed)
+    for improper in (False, True):
+        rot = random_rotation(seed, improper=improper)
+        got = _evaluated(_transformed(atoms, rot, rng.normal(size=3)), calc)
+        kind = "reflection" if improper else "rotation"
+        _close(got["energy"], ref["energy"], rtol, f"energy not invariant under a {kind}")
+        _close(got["forces"], ref["forces"] @ rot.T, rtol, f"forces not equivariant under a {kind}")
+        if "stress" in ref:
+            expected = full_3x3_to_voigt_6_stress(rot @ voigt_6_to_full_3x3_stress(ref["stress"]) @ rot.T)
+            _close(got["stress"], expected, rtol, f"stress not equivariant under a {kind}")
+    order = rng.permutation(len(atoms))
+    got = _evaluated(atoms[order], calc)
+    _close(got["energy"], ref["energy"], rtol, "energy changes with the order of the atoms")
+    _close(got["forces"], ref["forces"][order], rtol, "forces do not follow a permutation of the atoms")
 
-    a, b = atoms.copy(), _rotated(atoms, rot)
-    a.calc, b.calc = calc, calc
-    e_a, e_b = a.get_potential_energy(), b.get_potential_energy()
-    assert abs(e_a - e_b) <= atol * max(1.0, abs(e_a)), f"energy not invariant: {e_a} vs {e_b}"
-    f_a, f_b = a.get_forces(), b.get_forces()
-    np.testing.assert_allclose(f_b, f_a @ rot.T, atol=atol * max(1.0, np.abs(f_a).max()))
-    if atoms.pbc.all():
-        s_a = voigt_6_to_full_3x3_stress(a.get_stress())
-        expected = full_3x3_to_voigt_6_stress(rot @ s_a @ rot.T)
-        np.testing.assert_allclose(b.get_stress(), expected, atol=atol * max(1.0, np.abs(s_a).max()))
+
+def assert_rotation_equivariant(atoms: Atoms, calc, rot: np.ndarray, *, atol: float = 1e-8) -> None:
+    """E invariant, F -> F R^T and stress -> R S R^T under one given rotation of the whole system."""
+    ref, got = _evaluated(atoms, calc), _evaluated(_transformed(atoms, rot, np.zeros(3)), calc)
+    _close(got["energy"], ref["energy"], atol, "energy not invariant")
+    _close(got["forces"], ref["forces"] @ rot.T, atol, "forces not equivariant")
+    if "stress" in ref:
+        expected = full_3x3_to_voigt_6_stress(rot @ voigt_6_to_full_3x3_stress(ref["stress"]) @ rot.T)
+        _close(got["stress"], expected, atol, "stress not equivariant")
+
+
+def _relative_error(actual, expected) -> float:
+    actual, expected = np.asarray(actual, float), np.asarray(expected, float)
+    return float(np.abs(actual - expected).max() / max(np.abs(actual).max(), 1e-12))
 
 
 def assert_forces_match_finite_differences(atoms: Atoms, calc, *, delta: float = 1e-4, rtol: float = 1e-6) -> None:
-    """Forces equal the negative central-difference gradient of the energy (float64 models)."""
+    """Forces equal the central-difference gradient of the energy (``ase.calculators.fd``)."""
+    from ase.calculators.fd import calculate_numerical_forces
+
     a = atoms.copy()
     a.calc = calc
-    forces = a.get_forces()
-    numeric = np.zeros_like(forces)
-    for i in range(len(a)):
-        for k in range(3):
-            pos = atoms.positions.copy()
-            pos[i, k] += delta
-            a.positions = pos
-            e_plus = a.get_potential_energy()
-            pos[i, k] -= 2 * delta
-            a.positions = pos
-            e_minus = a.get_potential_energy()
-            numeric[i, k] = -(e_plus - e_minus) / (2 * delta)
-    rel = np.abs(forces - numeric).max() / max(np.abs(forces).max(), 1e-12)
+    forces, numeric = a.get_forces(), calculate_numerical_forces(a, eps=delta)
+    rel = _relative_error(forces, numeric)
     assert rel < rtol, f"relative force error {rel:.2e} (max |F| {np.abs(forces).max():.3e})"
 
 
 def assert_stress_matches_finite_differences(atoms: Atoms, calc, *, delta: float = 1e-5, rtol: float = 1e-5) -> None:
-    """Stress equals (1/V) dE/d(strain) by central differences (ASE's numeric_stress)."""
-    from ase.stress import voigt_6_to_full_3x3_stress
+    """Stress equals (1/V) dE/d(strain) by central differences (``ase.calculators.fd``)."""
+    from ase.calculators.fd import calculate_numerical_stress
 
     a = atoms.copy()
     a.calc = calc
-    stress = voigt_6_to_full_3x3_stress(a.get_stress())
-    cell0, volume = atoms.cell.array.copy(), atoms.get_volume()
-    numeric = np.zeros((3, 3))
-    for i in range(3):
-        for j in range(3):
-            energies = []
-            for sign in (1, -1):
-                strain = np.eye(3)
-                strain[i, j] += sign * delta
-                a.set_cell(cell0 @ strain, scale_atoms=True)
-                energies.append(a.get_potential_energy())
-            numeric[i, j] = (energies[0] - energies[1]) / (2 * delta * volume)
-    numeric = 0.5 * (numeric + numeric.T)
-    scale = max(np.abs(stress).max(), 1e-12)
-    rel = np.abs(stress - numeric).max() / scale
-    assert rel < rtol, f"relative stress error {rel:.2e}\nanalytic\n{stress}\nnumeric\n{numeric}"
+    stress, numeric = a.get_stress(), calculate_numerical_stress(a, eps=delta)
+    rel = _relative_error(stress, numeric)
+    assert rel < rtol, f"relative stress error {rel:.2e}\nanalytic {stress}\nnumeric {numeric}"
+
+
+def assert_batch_equals_single(structures: list[Atoms], calc, *, rtol: float) -> None:
+    """``calc.batch_evaluate`` of several structures equals evaluating them one by one."""
+    batched = calc.batch_evaluate(structures, batch_size=len(structures))
+    for k, (atoms, got) in enumerate(zip(structures, batched)):
+        ref = _evaluated(atoms, calc)
+        for key, value in ref.items():
+            _close(got[key], value, rtol, f"batched {key} of structure {k} differs from a single evaluation")
+
+
+def assert_size_extensive(atoms: Atoms, calc, *, rtol: float) -> None:
+    """A 2x1x1 supercell of a periodic structure: twice the energy, the same forces and stress."""
+    ref, sup = _evaluated(atoms, calc), _evaluated(atoms.repeat((2, 1, 1)), calc)
+    _close(sup["energy"], 2 * ref["energy"], rtol, "energy is not extensive")
+    _close(sup["forces"], np.tile(ref["forces"], (2, 1)), rtol, "forces change in a supercell")
+    if "stress" in ref:
+        _close(sup["stress"], ref["stress"], rtol, "stress changes in a supercell")
+
+
+def assert_separable(first: Atoms, second: Atoms, calc, *, rtol: float, distance_Ang: float = 40.0) -> None:
+    """Two molecules far apart: energies add and forces are each molecule's own."""
+    far = second.copy()
+    far.positions += [distance_Ang, 0.0, 0.0]
+    a, b, both = _evaluated(first, calc), _evaluated(second, calc), _evaluated(first + far, calc)
+    _close(both["energy"], a["energy"] + b["energy"], rtol, "energies of distant molecules do not add")
+    _close(both["forces"], np.vstack([a["forces"], b["forces"]]), rtol, "distant molecules feel each other")
+
+
+def assert_smooth_at_cutoff(numbers: tuple[int, int], r_max: float, calc, *, rtol: float) -> None:
+    """A dimer's energy and forces approach the separated atoms' continuously at ``r_max``."""
+    def dimer(r):
+        return _evaluated(Atoms(numbers=list(numbers), positions=[[0, 0, 0], [r, 0, 0]]), calc)
+
+    inside, outside = dimer(r_max - 1e-3), dimer(r_max + 1e-3)
+    apart = sum(_evaluated(Atoms(numbers=[z]), calc)["energy"] for z in numbers)
+    _close(outside["energy"], apart, rtol, "atoms beyond the cutoff interact")
+    _close(outside["forces"], np.zeros((2, 3)), rtol, "forces beyond the cutoff")
+    _close(inside["energy"], outside["energy"], rtol, "energy jumps at the cutoff")
+    _close(inside["forces"], np.zeros((2, 3)), 100 * rtol, "forces do not vanish at the cutoff")

@@ -73,17 +73,15 @@ def evaluate_file(model, path: str | Path, *, keys: LabelKeys | None = None, bat
 
 def parity_plots(pairs: dict, out_dir: str | Path) -> list[Path]:
     """One parity PNG per quantity (predicted vs reference)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot, no process-wide backend
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (pred, ref) in pairs.items():
         unit, factor = UNITS[name]
-        fig, ax = plt.subplots(figsize=(4, 4))
+        fig = Figure(figsize=(4, 4))
+        ax = fig.subplots()
         ax.scatter(ref, pred, s=4, alpha=0.6)
         lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
@@ -94,7 +92,6 @@ def parity_plots(pairs: dict, out_dir: str | Path) -> list[Path]:
         fig.tight_layout()
         path = out_dir / f"parity_{name}.png"
         fig.savefig(path, dpi=120)
-        plt.close(fig)
         written.append(path)
     return written
 

@@ -18,6 +18,7 @@ import torch
 
 from ..checkpoint import atomic_torch_save, read_checkpoint, save_model
 from ..data import collate
+from ..files import atomic_write
 from . import distributed as ddp
 from .config import DEFAULT_EPOCHS, TrainConfig, write_config
 from .dens import lambda_dens_at
@@ -75,10 +76,8 @@ def steps_per_epoch(num_train: int, config: TrainConfig, world: int) -> int:
 
 
 def build_run(config: TrainConfig, *, resume: str | Path | None = None) -> Run:
-    from .._allocator import tune_allocator
-    from ..calculators.dens import resolve_device
+    from ..runtime import resolve_device
 
-    tune_allocator()
     device = ddp.local_device(resolve_device(config.device))
     rank, world = ddp.setup(device)
     prep = prepare(config, device=device, resume=resume)
@@ -241,12 +240,10 @@ def write_csv(history: list[dict], path: Path) -> None:
     if not history:
         return
     keys = list(dict.fromkeys(k for row in history for k in row))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_write(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)
-    tmp.replace(path)
 
 
 def end_epoch(run: Run, out: Path, parts: dict, valid: dict, seconds: float) -> None:
