@@ -16,7 +16,7 @@ without more training).
 
 Afterwards, one at a time: both evaluated on the full test files in float64 (same metric code), and
 both timed per E+F(+S) call on the first test structure (2 threads, float32 and float64, median of
-30 calls).  Writes ``WORK/results.json``, ``WORK/table.md``, ``WORK/pareto.png`` (test force RMSE vs
+30 calls; both with glibc's allocator told to keep freed memory, see ``ALLOCATOR_ENV``).  Writes ``WORK/results.json``, ``WORK/table.md``, ``WORK/pareto.png`` (test force RMSE vs
 ms/call) and, with ``--readme``, the table into ``benchmarks/README.md``.  Re-running skips arms
 that finished (delete ``WORK/NAME`` to redo one).
 """
@@ -196,8 +196,14 @@ def evaluate_arm(name: str, spec: str, files: dict, work: Path) -> list[dict]:
     return _result_line(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout)
 
 
+# glibc keeps freed memory instead of returning it (what dens_calc.runtime.configure_process does for our
+# commands through mallopt): the peer gets the same setting through the environment, so neither pays the
+# VM's slow page faults on fresh allocations (benchmarks/README.md, "Per-call cost")
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "2147483648"}
+
+
 def time_arm(name: str, spec: str, files: dict, work: Path, dtype: str) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "OMP_NUM_THREADS": "2", **ALLOCATOR_ENV}
     structure = str(files["tests"][0])
     if spec.startswith("mace:"):
         cmd = [str(MACE_VENV / "bin" / "python"), str(PEER_SCRIPT), "time", str(model_path(name, spec, work)),
@@ -221,8 +227,9 @@ def _time_ours(model: str, structure: str, dtype: str) -> None:
     from _timing import median_ms
 
     from dens_calc import DeNSCalculator
+    from dens_calc.runtime import configure_process
 
-    torch.set_num_threads(2)
+    configure_process(threads=2)  # as the dens-calc commands run it
     atoms = ase.io.read(structure, 0)
     atoms.calc = DeNSCalculator(model, device="cpu", dtype=dtype)
     props = ["energy", "forces"] + (["stress"] if atoms.pbc.all() else [])

@@ -150,3 +150,13 @@ def test_single_atom_crystal_is_a_training_structure(tmp_path):
     write(tmp_path / "cu.xyz", [cu, _labelled(bulk("Cu", "fcc", a=3.7), -3.4)])
     data = load_labelled(tmp_path / "cu.xyz", TrainConfig())
     assert len(data) == 2 and data.isolated == {}
+
+
+def test_stress_is_trained_when_the_data_have_stress_labels(tmp_path, data):
+    with_stress = train(tiny_config(tmp_path / "a", data, max_epochs=1))
+    assert with_stress.history[-1]["train_stress"] > 0
+    no_stress = write_emt(tmp_path / "ns.xyz", n=8, stress=False)
+    without = train(tiny_config(tmp_path / "b", no_stress, max_epochs=1))
+    assert without.history[-1]["train_stress"] == 0
+    explicit_off = train(tiny_config(tmp_path / "c", data, max_epochs=1, stress_weight=0.0))
+    assert explicit_off.history[-1]["train_stress"] == 0

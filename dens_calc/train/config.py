@@ -19,6 +19,8 @@ Optimizer = Literal["adam", "adamw"]
 
 # epochs the LR schedule spans when neither --max-epochs nor --time-limit says otherwise
 DEFAULT_EPOCHS = 100
+# stress weight used when the training data carry stress labels and none is given
+DEFAULT_STRESS_WEIGHT = 1.0
 
 # architecture keys a training config may set (species/E0s/normalisation come from the data)
 ARCHITECTURE_KEYS = ("r_max", "num_channels", "l_max", "num_layers", "num_basis", "envelope_p",
@@ -89,7 +91,7 @@ class TrainConfig:
     loss: LossKind = "mse"
     energy_weight: float = 1.0
     forces_weight: float = 10.0
-    stress_weight: float = 0.0
+    stress_weight: float | None = None  # None: DEFAULT_STRESS_WEIGHT if the training data have stress labels, else 0
     # late stage (MACE's SWA stage): from this fraction of training on, the energy weight is
     # multiplied by ``late_energy_factor`` (1: off)
     late_start: float = 0.75

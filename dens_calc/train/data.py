@@ -41,7 +41,7 @@ class LabelledSet:
 
 
 def needed_labels(config: TrainConfig) -> tuple[str, ...]:
-    return ("energy", "forces") + (("stress",) if config.stress_weight > 0 else ())
+    return ("energy", "forces") + (("stress",) if (config.stress_weight or 0) > 0 else ())
 
 
 def is_isolated_atom(atoms: Atoms) -> bool:

@@ -8,6 +8,7 @@ state) and, on improvement, ``best.pt`` and the model directory ``model.pt``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import math
 import time
@@ -20,7 +21,7 @@ from ..checkpoint import atomic_torch_save, read_checkpoint, save_model
 from ..data import collate
 from ..files import atomic_write
 from . import distributed as ddp
-from .config import DEFAULT_EPOCHS, TrainConfig, write_config
+from .config import DEFAULT_EPOCHS, DEFAULT_STRESS_WEIGHT, TrainConfig, write_config
 from .dens import lambda_dens_at
 from .loss import LossWeights, loss_terms, predict, training_loss
 from .setup import Prepared, prepare
@@ -81,6 +82,7 @@ def build_run(config: TrainConfig, *, resume: str | Path | None = None) -> Run:
     device = ddp.local_device(resolve_device(config.device))
     rank, world = ddp.setup(device)
     prep = prepare(config, device=device, resume=resume)
+    config = with_stress_weight(config, prep.train_graphs)
     model = prep.model
     optimizer = build_optimizer(config, model)
     n_steps = steps_per_epoch(len(prep.train_graphs), config, world)
@@ -98,6 +100,17 @@ def build_run(config: TrainConfig, *, resume: str | Path | None = None) -> Run:
     if resume is not None:
         restore(run, Path(resume) / LAST)
     return run
+
+
+def with_stress_weight(config: TrainConfig, graphs: list) -> TrainConfig:
+    """``stress_weight=None`` (the default) means: train on stress when the training data have stress labels."""
+    if config.stress_weight is not None:
+        return config
+    labelled = sum(bool(g.has_stress) for g in graphs)
+    weight = DEFAULT_STRESS_WEIGHT if labelled else 0.0
+    if labelled:
+        log.info("%d of %d training structures have stress labels: stress weight %g", labelled, len(graphs), weight)
+    return dataclasses.replace(config, stress_weight=weight)
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -195,7 +208,7 @@ def validate(run: Run) -> dict:
     graphs = [run.prep.valid_graphs[i] for i in graphs]
     acc = torch.zeros(6, dtype=torch.float64)  # loss*B, |dE|/N sum, B, |dF| sum, dF^2 sum, F components
     weights = LossWeights.from_config(cfg, 0.0)
-    need_grad = cfg.forces == "conservative" or cfg.stress_weight > 0
+    need_grad = cfg.forces == "conservative" or (cfg.stress_weight or 0.0) > 0
     for start in range(0, len(graphs), cfg.valid_batch_size):
         batch = collate(graphs[start : start + cfg.valid_batch_size]).to(run.prep.device)
         with torch.set_grad_enabled(need_grad):

@@ -37,7 +37,7 @@ class LossWeights:
     def from_config(cls, config: TrainConfig, lambda_dens: float, progress: float = 0.0) -> "LossWeights":
         """Weights at training ``progress`` in [0, 1] (the late stage raises the energy weight)."""
         energy = config.energy_weight * (config.late_energy_factor if progress >= config.late_start else 1.0)
-        return cls(energy, config.forces_weight, config.stress_weight, lambda_dens,
+        return cls(energy, config.forces_weight, config.stress_weight or 0.0, lambda_dens,
                    config.dens.energy_on_noisy, config.loss)
 
     def scalar(self, error: torch.Tensor) -> torch.Tensor:
@@ -100,7 +100,7 @@ def predict(model, graph, config: TrainConfig, corruption: Corruption | None, *,
     if active and config.dens.force_encoding:
         encoded, mask = graph.forces, corruption.picked
     direct = config.forces == "direct"
-    want_stress = config.stress_weight > 0 and bool(graph.has_stress.any())
+    want_stress = (config.stress_weight or 0.0) > 0 and bool(graph.has_stress.any())
     out = evaluate(
         model, graph, compute_forces=not direct, compute_stress=want_stress, training=training,
         encoded_forces=encoded, encoding_mask=mask, vector_heads=direct or active,
