@@ -262,7 +262,8 @@ def write_csv(history: list[dict], path: Path) -> None:
 def end_epoch(run: Run, out: Path, parts: dict, valid: dict, seconds: float) -> None:
     """Bookkeeping after a full epoch: history, best model, early stopping counter, checkpoints."""
     run.epoch += 1
-    improved = valid["loss"] < run.best_loss
+    # a change in the 9th digit is rounding, not learning: it must not reset early stopping
+    improved = valid["loss"] < run.best_loss * (1.0 - 1e-9)
     if improved:
         run.best_loss, run.best_epoch, run.bad_epochs = valid["loss"], run.epoch, 0
     else:
