@@ -36,8 +36,8 @@ COMMON = [
     ("--patience", "patience", "Early stopping: epochs without validation improvement."),
     ("--energy-weight", "energy_weight", "λ_E, weight of the per-atom energy error."),
     ("--forces-weight", "forces_weight", "λ_F, weight of the force error."),
-    ("--stress-weight", "stress_weight", "Weight of the stress (virial per atom) error; > 0 needs stress labels. Default: 1 when the training "
-                                     "data have stress labels, else 0."),
+    ("--stress-weight", "stress_weight", "Weight of the stress (virial per atom) error; > 0 needs stress labels. "
+                                         "Default: 1 when the training data have stress labels, else 0."),
     ("--late-start", "late_start", "Fraction of training after which the late stage (--late-energy-factor) starts."),
     ("--late-energy-factor", "late_energy_factor", "Energy weight multiplier in the late stage (1: no late stage)."),
     ("--e0s", "e0s", "Isolated-atom energies: 'fit' (single-atom frames of --train if any, else a least-squares "
