@@ -60,10 +60,15 @@ COMMON = [
     ("--dens-sigma-min", "dens.sigma_min", "Smallest σ of the multi-scale grid (Å)."),
     ("--dens-sigma-max", "dens.sigma_max", "Largest σ of the multi-scale grid (Å)."),
     ("--dens-num-sigmas", "dens.num_sigmas", "Number of σ values in the multi-scale grid."),
-    ("--dens-lambda", "dens.lambda_dens", "λ_DeNS, weight of the noise-prediction term."),
+    ("--dens-lambda", "dens.lambda_dens", "λ_DeNS, weight of the noise-prediction term (published λ × "
+                                          "--forces-weight / published λ_F; MD17: 5 × 10 / 80)."),
     ("--dens-lambda-decay/--no-dens-lambda-decay", "dens.lambda_decay", "Decay λ_DeNS linearly to 0 over training."),
     ("--dens-force-encoding/--no-dens-force-encoding", "dens.force_encoding", "Give the network the clean forces of corrupted atoms."),
     ("--dens-energy-on-noisy/--no-dens-energy-on-noisy", "dens.energy_on_noisy", "Keep the clean-energy term on DeNS samples (paper)."),
+    ("--dens-separate-means/--no-dens-separate-means", "dens.separate_means",
+     "Average forces over unpicked and noise over picked atoms separately (paper's MD17) or over all atoms (OC20)."),
+    ("--dens-max-force-norm", "dens.max_force_norm", "Only structures whose largest force (eV/Å) is at most this "
+                                                     "become DeNS samples (default: all)."),
 ]
 ARCH = [
     ("--r-max", "model.r_max", "Cutoff radius (Å)."),
@@ -74,6 +79,8 @@ ARCH = [
     ("--correlation", "model.correlation", "Body order of the node product per layer: 2 (square) or 3 (adds a cubic term)."),
     ("--pair-repulsion/--no-pair-repulsion", "model.pair_repulsion",
      "Add ZBL nuclear repulsion below the sum of covalent radii (keeps hot MD from collapsing)."),
+    ("--noise-block/--no-noise-block", "model.noise_block",
+     "DeNS noise head on its own interaction block (training only; no cost in MD) instead of a linear read-out."),
 ]
 # defaults that differ for `dens-calc finetune` (shown in its --help)
 FINETUNE_DEFAULTS = {"lr": 1e-4, "forces": "conservative", "warmup_epochs": 0.5}

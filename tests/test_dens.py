@@ -91,7 +91,7 @@ def test_multi_scale_sigma_draws_stay_in_range_and_target_uses_sigma_max():
 def test_lambda_decay_is_linear_to_zero():
     cfg = DeNSConfig(lambda_dens=5.0, lambda_decay=True)
     assert [lambda_dens_at(cfg, x) for x in (0.0, 0.5, 1.0)] == [5.0, 2.5, 0.0]
-    assert lambda_dens_at(DeNSConfig(lambda_dens=5.0), 0.9) == 5.0
+    assert lambda_dens_at(DeNSConfig(lambda_dens=5.0, lambda_decay=False), 0.9) == 5.0
 
 
 def _three_atom_graph():
@@ -119,7 +119,7 @@ def _three_atom_prediction():
 
 def test_mse_loss_equals_hand_computation_on_three_atoms():
     g, pred, corruption = _three_atom_prediction()
-    terms = loss_terms(pred, g, LossWeights(energy=2.0, forces=10.0, dens=5.0, kind="mse"), scale=2.0,
+    terms = loss_terms(pred, g, LossWeights(energy=2.0, forces=10.0, dens=5.0, kind="mse", separate_means=False), scale=2.0,
                        corruption=corruption)
     # energy: 2 * (0.6 / 3 atoms / scale 2)^2 = 0.02
     # atom 0 (force): 10 * |(0, .3, .4) / 2|^2 / 3 = 10 * 0.0625 / 3 ; atom 1 (noise): 5 * |(0, 2, 2)|^2 / 3 = 40 / 3
@@ -132,7 +132,7 @@ def test_mse_loss_equals_hand_computation_on_three_atoms():
 
 def test_norm_loss_equals_hand_computation_on_three_atoms():
     g, pred, corruption = _three_atom_prediction()
-    w = LossWeights(energy=2.0, forces=10.0, dens=5.0, kind="norm")
+    w = LossWeights(energy=2.0, forces=10.0, dens=5.0, kind="norm", separate_means=False)
     terms = loss_terms(pred, g, w, scale=2.0, corruption=corruption)
     # energy: 2 * |(-2.4) - (-3)| / 3 atoms / scale 2 = 0.2
     # atom 0 (force): 10 * |(0, .3, .4)| / 2 = 2.5 ; atom 1 (noise): 5 * |(0, 2, 2)| = 5 * sqrt(8);
@@ -142,7 +142,8 @@ def test_norm_loss_equals_hand_computation_on_three_atoms():
     assert terms["vector"].item() == pytest.approx(expected_vec)
     assert terms["dens"].item() == pytest.approx(5 * math.sqrt(8) / 3)
     assert terms["total"].item() == pytest.approx(0.2 + expected_vec)
-    dropped = loss_terms(pred, g, LossWeights(energy=2.0, forces=10.0, dens=5.0, energy_on_noisy=False, kind="norm"), scale=2.0,
+    dropped = loss_terms(pred, g, LossWeights(energy=2.0, forces=10.0, dens=5.0, energy_on_noisy=False, kind="norm",
+                                                       separate_means=False), scale=2.0,
                          corruption=corruption)
     assert dropped["energy"].item() == 0.0 and dropped["vector"].item() == pytest.approx(expected_vec)
 

@@ -98,7 +98,7 @@ class DeNSCalculator(Calculator):
     def _evaluate(self, batch, want_stress: bool) -> dict[str, torch.Tensor]:
         if self.force_mode == "direct":
             with torch.no_grad():
-                out = evaluate(self.model, batch, compute_forces=False, vector_heads=True)
+                out = evaluate(self.model, batch, compute_forces=False, vector_heads=True, noise=False)
             out["forces"] = out["direct_forces"]
             return out
         return evaluate(self.model, batch, compute_forces=True, compute_stress=want_stress)

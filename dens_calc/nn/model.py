@@ -36,6 +36,9 @@ class ModelConfig:
     pair_repulsion: bool = False
     # body order of the node product per layer: 2 = A + A(x)A, 3 adds (A(x)A)(x)A (MACE's correlation 3)
     correlation: int = 2
+    # DeNS noise head on its own interaction block (the reference's design) instead of a linear
+    # read-out of the trunk's l = 1 features; run only when the vector heads are asked for (training)
+    noise_block: bool = False
 
     def __post_init__(self) -> None:
         if len(self.species) != len(self.atomic_energies):
@@ -90,7 +93,8 @@ class DeNSPotential(nn.Module):
 
     - energy: per-atom readouts of the invariant channels of every layer;
     - ``direct_forces``: an l = 1 head (direct-force training / DeNS pre-training);
-    - ``noise``: a separate l = 1 head predicting the DeNS noise (eps / sigma);
+    - ``noise``: a separate l = 1 head predicting the DeNS noise (eps / sigma), optionally on its
+      own interaction block (``noise_block``; training only);
     - force encoding: optional input forces added to the initial embedding (DeNS only).
     """
 
@@ -107,6 +111,7 @@ class DeNSPotential(nn.Module):
         self.repulsion = ZBLRepulsion(cfg.species, cfg.envelope_p) if cfg.pair_repulsion else None
         self.force_encoding = ForceEncoding(cfg.l_max, c)
         self.force_head = VectorHead(c)
+        self.noise_block = InteractionLayer(cfg) if cfg.noise_block else None
         self.noise_head = VectorHead(c)
 
     @property
@@ -130,8 +135,12 @@ class DeNSPotential(nn.Module):
         encoded_forces: torch.Tensor | None = None,
         encoding_mask: torch.Tensor | None = None,
         vector_heads: bool = False,
+        noise: bool | None = None,
     ) -> dict[str, torch.Tensor]:
         """Energies (and optionally vector heads) for a batch of graphs.
+
+        ``vector_heads`` adds ``direct_forces``; ``noise`` the DeNS noise (default: with the
+        vector heads; inference of a direct-force model passes False and skips the noise block).
 
         ``species`` are indices into ``config.species``; ``edge_index[0]`` are senders j and
         ``edge_index[1]`` receivers i, with ``edge_vectors = r_j - r_i`` (images included).
@@ -169,8 +178,21 @@ class DeNSPotential(nn.Module):
         node_energy = node_energy.double() + torch.index_select(self.atomic_energies, 0, species)
         energy = node_energy.new_zeros(num_graphs).index_add_(0, batch, node_energy)
         out = {"node_energy": node_energy, "energy": energy}
-        if vector_heads:
+        noise = vector_heads if noise is None else noise
+        if vector_heads or noise:
+            out.update(self._vector_outputs(h, vector_heads, noise, (species, sh, basis, envelope, sender, receiver)))
+        return out
+
+    def _vector_outputs(self, h, direct: bool, noise: bool, graph_inputs: tuple) -> dict[str, torch.Tensor]:
+        """``direct_forces`` and/or ``noise`` [N, 3] from the final node features."""
+        if self.config.l_max < 1:
+            raise ValueError("direct forces and DeNS noise need l = 1 features: l_max must be >= 1")
+        out = {}
+        if direct:
             out["direct_forces"] = self.force_head(h)
+        if noise:
+            if self.noise_block is not None:
+                h = self.noise_block(h, *graph_inputs)
             out["noise"] = self.noise_head(h)
         return out
 
@@ -195,6 +217,7 @@ def evaluate(
     encoded_forces: torch.Tensor | None = None,
     encoding_mask: torch.Tensor | None = None,
     vector_heads: bool = False,
+    noise: bool | None = None,
 ) -> dict[str, torch.Tensor]:
     """Energy, conservative forces (-dE/dr) and stress ((1/V) dE/d strain) for a batch.
 
@@ -226,6 +249,7 @@ def evaluate(
         encoded_forces=encoded_forces,
         encoding_mask=encoding_mask,
         vector_heads=vector_heads,
+        noise=noise,
     )
     inputs = ([pos_leaf] if compute_forces else []) + ([strain] if compute_stress else [])
     if inputs:

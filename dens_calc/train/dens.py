@@ -55,11 +55,18 @@ def corrupt(
     num_graphs: int,
     fixed: torch.Tensor | None,
     generator: torch.Generator,
+    eligible: torch.Tensor | None = None,
 ) -> Corruption:
-    """Corrupt a batch as DeNS prescribes; random numbers are drawn on the CPU from ``generator``."""
+    """Corrupt a batch as DeNS prescribes; random numbers are drawn on the CPU from ``generator``.
+
+    ``eligible`` [B] bool: graphs that may be DeNS samples (see :func:`eligible_graphs`); the
+    draws do not depend on it, so filtering does not shift the random stream.
+    """
     n = positions.shape[0]
     batch_cpu = batch.cpu()
     selected = select_samples(cfg, num_graphs, generator)  # [B]
+    if eligible is not None:
+        selected &= eligible.cpu().bool()
     sigma = draw_sigmas(cfg, num_graphs, generator)  # [B]
     picked = (torch.rand(n, generator=generator) < cfg.ratio) & selected[batch_cpu]  # [N]
     if fixed is not None:
@@ -75,6 +82,17 @@ def corrupt(
         sigma=sigma.to(device=device, dtype=dtype),
         target=(eps / denominator).to(device=device, dtype=dtype),
     )
+
+
+def eligible_graphs(cfg: DeNSConfig, forces: torch.Tensor, has_forces: torch.Tensor, batch: torch.Tensor,
+                    num_graphs: int) -> torch.Tensor:
+    """[B] bool: graphs with force labels (the force encoding needs them) and, with
+    ``max_force_norm``, no labelled force above it (far-from-equilibrium frames are left out)."""
+    ok = has_forces.bool().clone()
+    if cfg.max_force_norm is not None:
+        largest = forces.new_zeros(num_graphs).scatter_reduce(0, batch, forces.norm(dim=-1), reduce="amax")
+        ok &= largest <= cfg.max_force_norm
+    return ok
 
 
 def lambda_dens_at(cfg: DeNSConfig, progress: float) -> float:

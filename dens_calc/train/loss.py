@@ -8,7 +8,9 @@ Two kinds (``TrainConfig.loss``), both averaged over the structures / atoms of a
 - ``"norm"``: ``λ_E |ΔE|/N`` and ``w_i ‖Δvec_i‖₂``, robust to outliers, closer to an MAE.
 
 For an ordinary atom the vector is the force (w = λ_F); for an atom corrupted by DeNS it is the
-predicted noise against ε/σ (w = λ_DeNS).  Energies and forces are divided by the model's
+predicted noise against ε/σ (w = λ_DeNS).  With ``separate_means`` (default, the paper's MD17
+script) the force term is averaged over the unpicked atoms with force labels and the noise term
+over the picked atoms; otherwise both are summed and divided by all atoms of the batch (OC20).  Energies and forces are divided by the model's
 ``scale`` so that the loss is in normalised units; the noise target is already unit-free.
 """
 
@@ -21,7 +23,7 @@ import torch
 
 from ..nn.model import evaluate
 from .config import TrainConfig
-from .dens import Corruption, corrupt
+from .dens import Corruption, corrupt, eligible_graphs
 
 
 @dataclass
@@ -32,13 +34,14 @@ class LossWeights:
     dens: float = 5.0
     energy_on_noisy: bool = True
     kind: str = "mse"
+    separate_means: bool = True
 
     @classmethod
     def from_config(cls, config: TrainConfig, lambda_dens: float, progress: float = 0.0) -> "LossWeights":
         """Weights at training ``progress`` in [0, 1] (the late stage raises the energy weight)."""
         energy = config.energy_weight * (config.late_energy_factor if progress >= config.late_start else 1.0)
         return cls(energy, config.forces_weight, config.stress_weight or 0.0, lambda_dens,
-                   config.dens.energy_on_noisy, config.loss)
+                   config.dens.energy_on_noisy, config.loss, config.dens.separate_means)
 
     def scalar(self, error: torch.Tensor) -> torch.Tensor:
         """Penalty of absolute scalar errors."""
@@ -72,11 +75,13 @@ def loss_terms(
 
     f_mask = graph.has_forces[graph.batch] & ~picked  # [N]
     f_err = weights.vector((pred["forces"] - graph.forces) / scale)  # [N]
-    forces = weights.forces * (f_err * f_mask).sum() / max(1, graph.batch.numel())
+    all_atoms = max(1, graph.batch.numel())
+    f_count = f_mask.sum().clamp(min=1) if weights.separate_means else all_atoms
+    forces = weights.forces * (f_err * f_mask).sum() / f_count
     dens = pred["energy"].new_zeros(())
     if picked.any():
         noise_err = weights.vector(pred["noise"] - corruption.target)  # [N]
-        dens = weights.dens * (noise_err * picked).sum() / graph.batch.numel()
+        dens = weights.dens * (noise_err * picked).sum() / (picked.sum() if weights.separate_means else all_atoms)
 
     stress = pred["energy"].new_zeros(())
     if weights.stress > 0 and "stress" in pred:
@@ -103,7 +108,7 @@ def predict(model, graph, config: TrainConfig, corruption: Corruption | None, *,
     want_stress = (config.stress_weight or 0.0) > 0 and bool(graph.has_stress.any())
     out = evaluate(
         model, graph, compute_forces=not direct, compute_stress=want_stress, training=training,
-        encoded_forces=encoded, encoding_mask=mask, vector_heads=direct or active,
+        encoded_forces=encoded, encoding_mask=mask, vector_heads=direct, noise=active,
     )
     if direct:
         out["forces"] = out["direct_forces"]
@@ -125,7 +130,8 @@ def training_loss(
     if dens_cfg.enabled and dens_cfg.p > 0:
         if generator is None:
             raise ValueError("DeNS needs a torch.Generator for its random draws")
-        corruption = corrupt(dens_cfg, graph.pos, graph.batch, graph.num_graphs, graph.fixed, generator)
+        eligible = eligible_graphs(dens_cfg, graph.forces, graph.has_forces, graph.batch, graph.num_graphs)
+        corruption = corrupt(dens_cfg, graph.pos, graph.batch, graph.num_graphs, graph.fixed, generator, eligible)
         if not corruption.selected.any():
             corruption = None
     weights = LossWeights.from_config(config, dens_cfg.lambda_dens if lambda_dens is None else lambda_dens, progress)
