@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from ase import Atoms
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import atomic_numbers
 
 from ..data import (DataError, LabelKeys, atoms_to_graph, check_labels, e0s_are_determined, e0s_from_isolated_atoms,
                     fit_e0s, read_structures)
+from ..data.elements import elements_of, symbols
 from .config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def load_labelled(path: str | Path, config: TrainConfig) -> LabelledSet:
         for k, labels in zip(isolated_at, check_labels(lone, path, ("energy",), keys)):
             isolated[int(frames[k].numbers[0])] = labels["energy"]
         log.info("%s: %d isolated-atom frame(s) (%s) used as E0s, not as training structures", path,
-                 len(isolated_at), ", ".join(chemical_symbols[z] for z in sorted(isolated)))
+                 len(isolated_at), symbols(isolated))
         frames = [atoms for k, atoms in enumerate(frames) if k not in set(isolated_at)]
     labels = check_labels(frames, path, needed_labels(config), keys)
     return LabelledSet(frames, labels, str(path), isolated=isolated)
@@ -82,17 +83,17 @@ def split(train: LabelledSet, fraction: float, seed: int) -> tuple[LabelledSet, 
 
 
 def check_species(data: LabelledSet, species: list[int], what: str = "the model") -> None:
-    """Every element must be known; the error names file, frame and element."""
+    """Every element must be known; unlike :func:`~dens_calc.data.check_elements` for a calculator,
+    the error names the file and frame, which is what a user fixing training data needs."""
     allowed = set(species)
     for idx, atoms in enumerate(data.frames):
-        unknown = sorted(set(atoms.numbers.tolist()) - allowed)
+        unknown = elements_of(atoms) - allowed
         if unknown:
-            names = ", ".join(chemical_symbols[z] for z in unknown)
-            raise DataError(f"{data.source}, frame {data.frame_number(idx)}: element(s) {names} not in {what}")
+            raise DataError(f"{data.source}, frame {data.frame_number(idx)}: element(s) {symbols(unknown)} not in {what}")
 
 
 def species_of(*sets: LabelledSet) -> list[int]:
-    return sorted({int(z) for s in sets for atoms in s.frames for z in atoms.numbers})
+    return sorted(elements_of([atoms for s in sets for atoms in s.frames]))
 
 
 def resolve_e0s(config: TrainConfig, train: LabelledSet, species: list[int]) -> dict[int, float]:
@@ -133,7 +134,7 @@ def fitted_e0s(train: LabelledSet, species: list[int]) -> dict[int, float]:
         log.warning("%s: the compositions do not determine E0s for %s (too few distinct compositions); using the "
                     "least-squares E0s closest to the mean energy per atom (%.4f eV). Energies of other compositions "
                     "will be off: give isolated-atom energies with --e0s FILE (or single-atom frames in the data).",
-                    train.source, ", ".join(chemical_symbols[z] for z in missing), per_atom)
+                    train.source, symbols(missing), per_atom)
     return {**known, **fitted}
 
 

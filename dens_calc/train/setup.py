@@ -46,8 +46,10 @@ def new_model(config: TrainConfig, train: LabelledSet, species: list[int], dtype
     log.info("E0s %s, scale %.4g eV, shift %.4g eV/atom, avg neighbours %.2f", e0s, scale, shift, avg)
     cfg = ModelConfig(species=species, atomic_energies=[e0s[z] for z in species], scale=scale, shift=shift,
                       avg_num_neighbors=avg, **arch)
-    torch.manual_seed(config.seed)
-    return DeNSPotential(cfg).to(dtype)
+    # seeded initialisation without resetting the caller's global RNG
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return DeNSPotential(cfg).to(dtype)
 
 
 def finetune_model(config: TrainConfig, train: LabelledSet, species: list[int], dtype: torch.dtype) -> DeNSPotential:
