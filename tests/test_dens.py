@@ -12,7 +12,7 @@ from dens_calc.nn.model import evaluate
 from dens_calc.testing import tiny_model
 from dens_calc.train import DeNSConfig, LossWeights, TrainConfig, corrupt, lambda_dens_at, loss_terms, sigma_grid, training_loss
 from dens_calc.train.dens import draw_sigmas, select_samples
-from train_helpers import emt_frames
+from train_helpers import emt_batch, emt_frames
 
 
 def _gen(seed=0):
@@ -150,9 +150,7 @@ def test_norm_loss_equals_hand_computation_on_three_atoms():
 
 @pytest.fixture
 def cu_batch():
-    frames = emt_frames(4, seed=5)
-    graphs = [atoms_to_graph(a, [29], 3.0, dtype=torch.float64, labels=extract_labels(a)[0]) for a in frames]
-    return collate(graphs)
+    return emt_batch(4, seed=5)
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 import dens_calc.train.loss as loss_module
-from dens_calc.data import atoms_to_graph, collate, extract_labels
+from dens_calc.data import atoms_to_graph, collate
 from dens_calc.nn.model import evaluate
 from dens_calc.testing import tiny_model
 from dens_calc.train import ConfigError, DeNSConfig, LossWeights, TrainConfig, corrupt, loss_terms, training_loss
 from dens_calc.train.dens import Corruption, eligible_graphs
-from train_helpers import emt_frames
+from train_helpers import emt_batch, emt_frames
 
 DENS_ALL = {"enabled": True, "p": 1.0, "ratio": 0.5, "sigma": 0.1}
 
@@ -28,9 +28,7 @@ def _gen(seed=0):
 
 @pytest.fixture
 def batch():
-    frames = emt_frames(4, seed=11)
-    graphs = [atoms_to_graph(a, [29], 3.5, dtype=torch.float64, labels=extract_labels(a)[0]) for a in frames]
-    return collate(graphs)
+    return emt_batch(4, seed=11, cutoff=3.5)
 
 
 @pytest.fixture

@@ -37,3 +37,13 @@ def tiny_config(tmp_path, train_file, **overrides):
                 max_epochs=2, batch_size=3, progress=False, dtype="float64", dens={"enabled": True, "p": 0.5, "ratio": 0.5})
     base.update(overrides)
     return TrainConfig.from_dict(base)
+
+
+def emt_batch(n: int = 4, *, seed: int = 0, cutoff: float = 3.0):
+    """A float64 training batch of ``n`` labelled EMT Cu cells (graphs with ``cutoff``)."""
+    import torch
+
+    from dens_calc.data import atoms_to_graph, collate, extract_labels
+
+    return collate([atoms_to_graph(a, [29], cutoff, dtype=torch.float64, labels=extract_labels(a)[0])
+                    for a in emt_frames(n, seed=seed)])
