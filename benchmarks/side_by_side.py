@@ -14,6 +14,9 @@ Our budget is ``--time-limit`` (the training loop; data loading comes before it)
 best checkpoint (``--restart_latest`` with ``--max_num_epochs`` = that epoch rebuilds the model
 without more training).
 
+``--train-frames N`` trains on the first N frames of the same seeded order (nested subsets, for
+learning curves in frames; validation and test files unchanged).
+
 Afterwards, one at a time: both evaluated on the full test files in float64 (same metric code), and
 both timed per E+F(+S) call on the first test structure (2 threads, float32 and float64, median of
 30 calls; both with glibc's allocator told to keep freed memory, see ``ALLOCATOR_ENV``).  Writes ``WORK/results.json``, ``WORK/table.md``, ``WORK/pareto.png`` (test force RMSE vs
@@ -62,8 +65,12 @@ OURS_STRESS_WEIGHT = "1.0"
 
 
 # ---------------------------------------------------------------- data
-def write_split(dataset: str, work: Path) -> dict:
-    """Train/valid split (seed 123) and test copies with REF_* labels, read identically by both codes."""
+def write_split(dataset: str, work: Path, train_frames: int | None = None) -> dict:
+    """Train/valid split (seed 123) and test copies with REF_* labels, read identically by both codes.
+
+    ``train_frames``: keep only that many training frames, the first of the same seeded order, so
+    that smaller sets are subsets of larger ones (learning curves); validation and tests unchanged.
+    """
     import ase.io
 
     spec = DATASETS[dataset]
@@ -72,13 +79,21 @@ def write_split(dataset: str, work: Path) -> dict:
              "tests": [data / Path(t).name for t in spec["tests"]]}
     if spec["isolated"]:
         files["isolated"] = data / "isolated.xyz"
+    stamp = {"dataset": dataset, "train_frames": train_frames}
     if files["train"].exists():
+        written = json.loads((data / "split.json").read_text()) if (data / "split.json").exists() else stamp
+        if written != stamp:
+            raise SystemExit(f"{data} holds a split for {written}, not {stamp}: use another --work")
         return files
     data.mkdir(parents=True, exist_ok=True)
     frames = ase.io.read(SHARED / "data" / spec["train"], ":" if spec["use"] is None else f":{spec['use']}")
     order = np.random.default_rng(123).permutation(len(frames))
     valid = sorted(order[: spec["n_valid"]].tolist())
-    train = sorted(order[spec["n_valid"] :].tolist())
+    pool = order[spec["n_valid"] :].tolist()
+    if train_frames is not None and not 0 < train_frames <= len(pool):
+        raise SystemExit(f"--train-frames must be in 1..{len(pool)} for {dataset}")
+    train = sorted(pool[:train_frames])
+    (data / "split.json").write_text(json.dumps(stamp))
     _write_ref(files["train"], [frames[i] for i in train])
     _write_ref(files["valid"], [frames[i] for i in valid])
     for src, dst in zip(spec["tests"], files["tests"]):
@@ -383,16 +398,19 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--arm", action="append", required=True, help="NAME=FLAGS (ours) or NAME=mace:C:L")
     parser.add_argument("--parallel", type=int, default=2, help="arms started together per wave")
+    parser.add_argument("--train-frames", type=int, default=None,
+                        help="use only this many training frames (nested subsets of one seeded order)")
     parser.add_argument("--readme", action="store_true", help="write the table into benchmarks/README.md")
     args = parser.parse_args()
     arms = [tuple(a.split("=", 1)) for a in args.arm]
     stress = DATASETS[args.dataset]["stress"]
     args.work.mkdir(parents=True, exist_ok=True)
-    files = write_split(args.dataset, args.work)
+    files = write_split(args.dataset, args.work, args.train_frames)
     todo = [(n, s) for n, s in arms if not (args.work / n / "train_wall.json").exists()]
     for start in range(0, len(todo), args.parallel):
         run_wave(todo[start : start + args.parallel], files, args.minutes, stress, args.work)
     results = {"dataset": args.dataset, "minutes": args.minutes, "threads_per_arm": 1, "stress": stress,
+               "train_frames": args.train_frames,
                "tests": [Path(t).stem for t in files["tests"]], "arms": {}}
     for name, spec in arms:
         cached = args.work / name / "side_by_side.json"
