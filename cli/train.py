@@ -40,6 +40,8 @@ COMMON = [
                                          "Default: 1 when the training data have stress labels, else 0."),
     ("--late-start", "late_start", "Fraction of training after which the late stage (--late-energy-factor) starts."),
     ("--late-energy-factor", "late_energy_factor", "Energy weight multiplier in the late stage (1: no late stage)."),
+    ("--late-ramp", "late_ramp", "Fraction of training over which the late energy multiplier is reached "
+                                 "geometrically (0: at once)."),
     ("--e0s", "e0s", "Isolated-atom energies: 'fit' (single-atom frames of --train if any, else a least-squares "
                      "fit) or a file of single-atom frames."),
     ("--energy-key", "energy_key", "atoms.info key of the energy label (default: energy, REF_energy, ...)."),

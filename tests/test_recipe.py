@@ -10,7 +10,7 @@ from ase.build import molecule
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
-from dens_calc.train import TrainConfig, train
+from dens_calc.train import ConfigError, TrainConfig, train
 from dens_calc.train.config import DEFAULT_EPOCHS
 from dens_calc.train.loss import LossWeights
 from train_helpers import tiny_config, write_emt
@@ -67,6 +67,14 @@ def test_late_stage_raises_only_the_energy_weight():
     config = TrainConfig(energy_weight=2.0, forces_weight=10.0, late_start=0.6, late_energy_factor=50.0)
     early, late = LossWeights.from_config(config, 1.0, 0.59), LossWeights.from_config(config, 1.0, 0.6)
     assert early.energy == 2.0 and late.energy == 100.0 and early.forces == late.forces == 10.0
+
+
+def test_late_ramp_reaches_the_factor_geometrically():
+    config = TrainConfig(late_start=0.5, late_energy_factor=100.0, late_ramp=0.2)
+    factors = [config.energy_factor_at(x) for x in (0.49, 0.5, 0.6, 0.7, 0.9)]
+    assert factors == pytest.approx([1.0, 1.0, 10.0, 100.0, 100.0])
+    with pytest.raises(ConfigError, match="late_ramp"):
+        TrainConfig(late_ramp=1.5)
 
 
 @pytest.mark.parametrize("optimizer,amsgrad", [("adam", True), ("adamw", False)])

@@ -106,9 +106,11 @@ class TrainConfig:
     forces_weight: float = 10.0
     stress_weight: float | None = None  # None: DEFAULT_STRESS_WEIGHT if the training data have stress labels, else 0
     # late stage (MACE's SWA stage): from this fraction of training on, the energy weight is
-    # multiplied by ``late_energy_factor`` (1: off)
+    # multiplied by ``late_energy_factor`` (1: off), reached geometrically over ``late_ramp`` of
+    # training (0: at once; an abrupt x100 throws the force fit back for several epochs)
     late_start: float = 0.75
     late_energy_factor: float = 100.0
+    late_ramp: float = 0.0
     batch_size: int = 5
     valid_batch_size: int = 16
     optimizer: Optimizer = "adamw"
@@ -145,8 +147,8 @@ class TrainConfig:
         _check_choice("scheduler", self.scheduler, Scheduler)
         _check_choice("loss", self.loss, LossKind)
         _check_choice("optimizer", self.optimizer, Optimizer)
-        if not 0.0 <= self.late_start <= 1.0 or self.late_energy_factor <= 0:
-            raise ConfigError("need 0 <= late_start <= 1 and late_energy_factor > 0")
+        if not 0.0 <= self.late_start <= 1.0 or self.late_energy_factor <= 0 or not 0.0 <= self.late_ramp <= 1.0:
+            raise ConfigError("need 0 <= late_start <= 1, late_energy_factor > 0 and 0 <= late_ramp <= 1")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"time_limit must be positive (minutes), got {self.time_limit}")
         _check_choice("dtype", self.dtype, Literal["float32", "float64"])
@@ -161,6 +163,13 @@ class TrainConfig:
             raise ConfigError("graph_skin and freeze_layers must be >= 0")
         if architecture(self)["l_max"] < 1 and (self.forces == "direct" or self.dens.enabled):
             raise ConfigError("direct forces and DeNS predict vectors from l = 1 features: need l_max >= 1")
+
+    def energy_factor_at(self, progress: float) -> float:
+        """Multiplier of the energy weight at training ``progress`` in [0, 1] (the late stage)."""
+        if progress < self.late_start:
+            return 1.0
+        ramped = 1.0 if self.late_ramp <= 0 else min(1.0, (progress - self.late_start) / self.late_ramp)
+        return self.late_energy_factor**ramped
 
     @property
     def time_fitted(self) -> bool:

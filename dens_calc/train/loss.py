@@ -39,7 +39,7 @@ class LossWeights:
     @classmethod
     def from_config(cls, config: TrainConfig, lambda_dens: float, progress: float = 0.0) -> "LossWeights":
         """Weights at training ``progress`` in [0, 1] (the late stage raises the energy weight)."""
-        energy = config.energy_weight * (config.late_energy_factor if progress >= config.late_start else 1.0)
+        energy = config.energy_weight * config.energy_factor_at(progress)
         return cls(energy, config.forces_weight, config.stress_weight or 0.0, lambda_dens,
                    config.dens.energy_on_noisy, config.loss, config.dens.separate_means)
 
