@@ -64,7 +64,7 @@ def test_time_fitted_run_ends_its_schedule_within_the_budget(tmp_path, data, mon
 
 
 def test_late_stage_raises_only_the_energy_weight():
-    config = TrainConfig(energy_weight=2.0, forces_weight=10.0, late_start=0.6, late_energy_factor=50.0)
+    config = TrainConfig(energy_weight=2.0, forces_weight=10.0, late_start=0.6, late_energy_factor=50.0, late_ramp=0.0)
     early, late = LossWeights.from_config(config, 1.0, 0.59), LossWeights.from_config(config, 1.0, 0.6)
     assert early.energy == 2.0 and late.energy == 100.0 and early.forces == late.forces == 10.0
 

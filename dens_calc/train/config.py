@@ -110,7 +110,7 @@ class TrainConfig:
     # training (0: at once; an abrupt x100 throws the force fit back for several epochs)
     late_start: float = 0.75
     late_energy_factor: float = 100.0
-    late_ramp: float = 0.0
+    late_ramp: float = 0.1
     batch_size: int = 5
     valid_batch_size: int = 16
     optimizer: Optimizer = "adamw"
