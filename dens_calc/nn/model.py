@@ -37,7 +37,7 @@ class ModelConfig:
     # body order of the node product per layer: 2 = A + A(x)A, 3 adds (A(x)A)(x)A (MACE's correlation 3)
     correlation: int = 2
     # DeNS noise head on its own interaction block (the reference's design) instead of a linear
-    # read-out of the trunk's l = 1 features; run only when the vector heads are asked for (training)
+    # read-out of the trunk's l = 1 features; run only when the noise is asked for (DeNS training)
     noise_block: bool = False
 
     def __post_init__(self) -> None:

@@ -10,8 +10,9 @@ Two kinds (``TrainConfig.loss``), both averaged over the structures / atoms of a
 For an ordinary atom the vector is the force (w = λ_F); for an atom corrupted by DeNS it is the
 predicted noise against ε/σ (w = λ_DeNS).  With ``separate_means`` (default, the paper's MD17
 script) the force term is averaged over the unpicked atoms with force labels and the noise term
-over the picked atoms; otherwise both are summed and divided by all atoms of the batch (OC20).  Energies and forces are divided by the model's
-``scale`` so that the loss is in normalised units; the noise target is already unit-free.
+over the picked atoms; otherwise both are summed and divided by all atoms of the batch (OC20).
+Energies and forces are divided by the model's ``scale`` so that the loss is in normalised units;
+the noise target is already unit-free.
 """
 
 from __future__ import annotations
