@@ -32,13 +32,21 @@ ZUO_PEERS = {
 BPA_PEERS = {"MACE (published, L=2)": (8.8, 21.8), "MACE (trained here, 60 min)": (20.9, None)}
 
 
+def is_3bpa(name: str) -> bool:
+    return name.startswith("hcno-3bpa")
+
+
+def zuo_element(name: str) -> str:
+    """``si-zuo2020-small`` -> ``Si``."""
+    return name.split("-")[0].capitalize()
+
+
 def test_files(name: str) -> list[Path]:
     """The held-out test files of a bundled model, from its name."""
-    if name.startswith("hcno-3bpa"):
+    if is_3bpa(name):
         return [DATA / "3BPA" / "test_300K.xyz", DATA / "3BPA" / "test_600K.xyz"]
-    element = name.split("-")[0].capitalize()
-    if element in ZUO_PEERS:
-        return [ZUO / f"{element}_test.xyz"]
+    if zuo_element(name) in ZUO_PEERS:
+        return [ZUO / f"{zuo_element(name)}_test.xyz"]
     raise SystemExit(f"no test set known for model {name!r}")
 
 
@@ -51,9 +59,9 @@ def evaluate_model(name: str) -> list[dict]:
 def zuo_rows(results: dict) -> list[str]:
     rows = ["| model | test E MAE (meV/atom) ours / GAP / MTP | test F MAE (meV/Å) ours / GAP / MTP |", "|---|---|---|"]
     for name, evals in results.items():
-        if name.startswith("hcno"):
+        if is_3bpa(name):
             continue
-        m, peers = evals[0]["metrics"], ZUO_PEERS[name.split("-")[0].capitalize()]
+        m, peers = evals[0]["metrics"], ZUO_PEERS[zuo_element(name)]
         e = f"{m['energy_per_atom']['mae']:.2f} / {peers['GAP'][0]} / {peers['MTP'][0]}"
         f = f"{m['forces']['mae']:.1f} / {peers['GAP'][1]} / {peers['MTP'][1]}"
         rows.append(f"| {name} | {e} | {f} |")
@@ -64,7 +72,7 @@ def bpa_rows(results: dict) -> list[str]:
     rows = ["| model | test_300K F RMSE (meV/Å) | test_600K F RMSE | test_300K E RMSE (meV) | test_600K E RMSE |",
             "|---|---|---|---|---|"]
     for name, evals in results.items():
-        if not name.startswith("hcno"):
+        if not is_3bpa(name):
             continue
         m300, m600 = (e["metrics"] for e in evals)
         rows.append(f"| {name} | {m300['forces']['rmse']:.1f} | {m600['forces']['rmse']:.1f} | "

@@ -19,8 +19,8 @@ learning curves in frames; validation and test files unchanged).
 
 Afterwards, one at a time: both evaluated on the full test files in float64 (same metric code), and
 both timed per E+F(+S) call on the first test structure (2 threads, float32 and float64, median of
-30 calls; both with glibc's allocator told to keep freed memory, see ``ALLOCATOR_ENV``).  Writes ``WORK/results.json``, ``WORK/table.md``, ``WORK/pareto.png`` (test force RMSE vs
-ms/call) and, with ``--readme``, the table into ``benchmarks/README.md``.  Re-running skips arms
+30 calls; both with glibc's allocator told to keep freed memory, see ``ALLOCATOR_ENV``).  Writes
+``WORK/results.json``, ``WORK/table.md``, ``WORK/pareto.png`` (test force RMSE vs ms/call) and, with ``--readme``, the table into ``benchmarks/README.md``.  Re-running skips arms
 that finished (delete ``WORK/NAME`` to redo one).
 """
 
@@ -358,8 +358,8 @@ def pareto_plot(results: dict, path: Path) -> None:
     for k, (ax, test) in enumerate(zip(axes[0], tests)):
         for kind, marker, colour in (("ours", "o", "tab:blue"), ("mace", "s", "tab:red")):
             arms = [a for a in results["arms"].values() if a["kind"] == kind]
-            xs = [a["time"]["float32"]["ms_per_call"] for a in arms]
-            ys = [a["eval"][k]["metrics"]["forces"]["rmse"] for a in arms]
+            xs = [_ms(a) for a in arms]
+            ys = [_force_rmse(a, k) for a in arms]
             ax.scatter(xs, ys, marker=marker, color=colour, label="dens-calc" if kind == "ours" else "MACE")
             front = pareto_front(list(zip(xs, ys)))
             ax.step([x for x, _ in front], [y for _, y in front], where="post", color=colour, alpha=0.5)
