@@ -33,7 +33,8 @@ COMMON = [
     ("--warmup-epochs", "warmup_epochs", "Linear LR warm-up length in epochs."),
     ("--ema-decay", "ema_decay", "EMA decay of the weights used for validation and saving."),
     ("--grad-clip", "grad_clip", "Gradient-norm clipping threshold."),
-    ("--patience", "patience", "Early stopping: epochs without validation improvement."),
+    ("--patience", "patience", "Early stopping: stop after this many epochs without validation improvement "
+                               "(default: off; the best checkpoint is kept either way)."),
     ("--energy-weight", "energy_weight", "λ_E, weight of the per-atom energy error."),
     ("--forces-weight", "forces_weight", "λ_F, weight of the force error."),
     ("--stress-weight", "stress_weight", "Weight of the stress (virial per atom) error; > 0 needs stress labels. "
