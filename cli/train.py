@@ -68,6 +68,8 @@ COMMON = [
     ("--dens-lambda-decay/--no-dens-lambda-decay", "dens.lambda_decay", "Decay λ_DeNS linearly to 0 over training."),
     ("--dens-force-encoding/--no-dens-force-encoding", "dens.force_encoding", "Give the network the clean forces of corrupted atoms."),
     ("--dens-energy-on-noisy/--no-dens-energy-on-noisy", "dens.energy_on_noisy", "Keep the clean-energy term on DeNS samples (paper)."),
+    ("--dens-forces-on-noisy/--no-dens-forces-on-noisy", "dens.forces_on_noisy",
+     "Keep the clean-force term of unpicked atoms on DeNS samples (paper)."),
     ("--dens-separate-means/--no-dens-separate-means", "dens.separate_means",
      "Average forces over unpicked and noise over picked atoms separately (paper's MD17) or over all atoms (OC20)."),
     ("--dens-max-force-norm", "dens.max_force_norm", "Only structures whose largest force (eV/Å) is at most this "

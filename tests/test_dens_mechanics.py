@@ -155,6 +155,20 @@ def test_energy_on_noisy_false_drops_the_energy_only_of_dens_structures_in_a_mix
         assert terms["energy"].item() == pytest.approx((per_structure * mask).sum().item() / 4, rel=1e-12)
 
 
+def test_forces_on_noisy_false_drops_the_forces_only_of_dens_structures_in_a_mixed_batch(model, batch):
+    selected = torch.tensor([True, False, True, False])
+    picked = selected[batch.batch] & (torch.arange(batch.num_nodes) % 2 == 0)
+    corruption = Corruption(positions=batch.pos, picked=picked, selected=selected,
+                            sigma=torch.full((4,), 0.1, dtype=torch.float64), target=torch.zeros_like(batch.pos))
+    out = evaluate(model, batch, compute_forces=True, vector_heads=True)
+    f_err = ((out["forces"] - batch.forces) ** 2).sum(dim=1) / 3
+    for keep, mask in ((True, ~picked), (False, ~selected[batch.batch])):
+        terms = loss_terms(out, batch, LossWeights(forces_on_noisy=keep), corruption=corruption)
+        expected = 10.0 * (f_err * mask).sum() / mask.sum()  # default λ_F 10, separate means
+        assert terms["forces"].item() == pytest.approx(expected.item(), rel=1e-12)
+        assert terms["dens"].item() > 0  # the noise term stays either way
+
+
 def test_separate_means_average_forces_over_unpicked_and_noise_over_picked_atoms(model, batch):
     picked = torch.zeros(batch.num_nodes, dtype=torch.bool)
     picked[[0, 5, 9]] = True

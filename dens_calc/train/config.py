@@ -42,6 +42,8 @@ class DeNSConfig:
     [``sigma_min``, ``sigma_max``] and the target is ε/σ_max.  ``lambda_dens``: weight of the noise
     term, decayed linearly to 0 over training when ``lambda_decay``.  ``energy_on_noisy``: keep the
     (clean) energy term on DeNS samples (the paper does; fairchem's eSEN variant drops it).
+    ``forces_on_noisy``: keep the clean-force term of the unpicked atoms of DeNS samples (the
+    paper does); off with ``energy_on_noisy`` off, a DeNS sample trains only the noise prediction.
     ``separate_means``: average the force term over the unpicked atoms and the noise term over the
     picked atoms of the batch, separately (the paper's MD17 script); otherwise one mean over all
     atoms (the OC20 trainer).  ``max_force_norm`` (eV/Å): only structures whose largest labelled
@@ -67,6 +69,7 @@ class DeNSConfig:
     lambda_decay: bool = True
     force_encoding: bool = True
     energy_on_noisy: bool = True
+    forces_on_noisy: bool = True
     separate_means: bool = True
     max_force_norm: float | None = None
 

@@ -36,13 +36,15 @@ class LossWeights:
     energy_on_noisy: bool = True
     kind: str = "mse"
     separate_means: bool = True
+    forces_on_noisy: bool = True
 
     @classmethod
     def from_config(cls, config: TrainConfig, lambda_dens: float, progress: float = 0.0) -> "LossWeights":
         """Weights at training ``progress`` in [0, 1] (the late stage raises the energy weight)."""
         energy = config.energy_weight * config.energy_factor_at(progress)
         return cls(energy, config.forces_weight, config.stress_weight or 0.0, lambda_dens,
-                   config.dens.energy_on_noisy, config.loss, config.dens.separate_means)
+                   config.dens.energy_on_noisy, config.loss, config.dens.separate_means,
+                   config.dens.forces_on_noisy)
 
     def scalar(self, error: torch.Tensor) -> torch.Tensor:
         """Penalty of absolute scalar errors."""
@@ -75,6 +77,8 @@ def loss_terms(
     energy = weights.energy * (e_err * e_mask).sum() / num_graphs
 
     f_mask = graph.has_forces[graph.batch] & ~picked  # [N]
+    if not weights.forces_on_noisy:  # DeNS samples then train the noise head only
+        f_mask = f_mask & ~selected[graph.batch]
     f_err = weights.vector((pred["forces"] - graph.forces) / scale)  # [N]
     all_atoms = max(1, graph.batch.numel())
     f_count = f_mask.sum().clamp(min=1) if weights.separate_means else all_atoms
