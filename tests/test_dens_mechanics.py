@@ -142,12 +142,19 @@ def test_noise_block_is_trained_and_never_runs_at_inference(batch, monkeypatch):
     assert not calls
 
 
-def test_energy_on_noisy_false_drops_the_energy_only_of_dens_structures_in_a_mixed_batch(model, batch):
+def mixed_batch_prediction(model, batch):
+    """Structures 0 and 2 are DeNS samples (every other atom picked; positions unchanged), 1 and 3 are not."""
     selected = torch.tensor([True, False, True, False])
     picked = selected[batch.batch] & (torch.arange(batch.num_nodes) % 2 == 0)
     corruption = Corruption(positions=batch.pos, picked=picked, selected=selected,
                             sigma=torch.full((4,), 0.1, dtype=torch.float64), target=torch.zeros_like(batch.pos))
     out = evaluate(model, batch, compute_forces=True, vector_heads=True)
+    return corruption, out
+
+
+def test_energy_on_noisy_false_drops_the_energy_only_of_dens_structures_in_a_mixed_batch(model, batch):
+    corruption, out = mixed_batch_prediction(model, batch)
+    selected = corruption.selected
     n = torch.bincount(batch.batch).double()
     per_structure = ((out["energy"] - batch.energy) / n) ** 2  # scale 1 here
     for keep, mask in ((True, torch.ones(4, dtype=torch.bool)), (False, ~selected)):
@@ -156,11 +163,8 @@ def test_energy_on_noisy_false_drops_the_energy_only_of_dens_structures_in_a_mix
 
 
 def test_forces_on_noisy_false_drops_the_forces_only_of_dens_structures_in_a_mixed_batch(model, batch):
-    selected = torch.tensor([True, False, True, False])
-    picked = selected[batch.batch] & (torch.arange(batch.num_nodes) % 2 == 0)
-    corruption = Corruption(positions=batch.pos, picked=picked, selected=selected,
-                            sigma=torch.full((4,), 0.1, dtype=torch.float64), target=torch.zeros_like(batch.pos))
-    out = evaluate(model, batch, compute_forces=True, vector_heads=True)
+    corruption, out = mixed_batch_prediction(model, batch)
+    selected, picked = corruption.selected, corruption.picked
     f_err = ((out["forces"] - batch.forces) ** 2).sum(dim=1) / 3
     for keep, mask in ((True, ~picked), (False, ~selected[batch.batch])):
         terms = loss_terms(out, batch, LossWeights(forces_on_noisy=keep), corruption=corruption)
