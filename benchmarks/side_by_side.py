@@ -14,6 +14,10 @@ Our budget is ``--time-limit`` (the training loop; data loading comes before it)
 best checkpoint (``--restart_latest`` with ``--max_num_epochs`` = that epoch rebuilds the model
 without more training).
 
+``name=FLAGS1 => FLAGS2`` is the two-stage recipe: ``dens-calc train`` with FLAGS1 for
+``--stage1-fraction`` of the budget (e.g. ``--forces direct --dens``), then ``dens-calc finetune`` of
+that model on the same split with FLAGS2 for the rest (conservative by default).
+
 ``--train-frames N`` trains on the first N frames of the same seeded order (nested subsets, for
 learning curves in frames; validation and test files unchanged).
 
@@ -30,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -139,6 +144,19 @@ def ours_command(name: str, flags: str, files: dict, minutes: float, stress: boo
     return cmd + flags.split()
 
 
+TWO_STAGE = " => "
+
+
+def two_stage_command(name: str, spec: str, files: dict, minutes: float, stress: bool, work: Path,
+                      stage1_fraction: float) -> list[str]:
+    """Stage 1 into WORK/NAME/stage1, then the fine-tune into WORK/NAME, one process after the other."""
+    flags1, flags2 = spec.split(TWO_STAGE)
+    stage1 = ours_command(f"{name}/stage1", flags1, files, minutes * stage1_fraction, stress, work)
+    stage2 = ours_command(name, flags2, files, minutes * (1.0 - stage1_fraction), stress, work)
+    stage2[1:2] = ["finetune", "--from", str(work / name / "stage1")]
+    return ["bash", "-c", shlex.join(stage1) + " && " + shlex.join(stage2)]
+
+
 def mace_command(name: str, spec: str, files: dict, stress: bool, work: Path, max_epochs: int) -> list[str]:
     _, channels, max_l = spec.split(":")
     e0s = "average"
@@ -151,13 +169,16 @@ def mace_command(name: str, spec: str, files: dict, stress: bool, work: Path, ma
             f"--work_dir={work / name}", *MACE_COMMON, *MACE_LOSS[stress]]
 
 
-def run_wave(arms: list[tuple[str, str]], files: dict, minutes: float, stress: bool, work: Path) -> None:
+def run_wave(arms: list[tuple[str, str]], files: dict, minutes: float, stress: bool, work: Path,
+             stage1_fraction: float = 0.6) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     procs = []
     for name, spec in arms:
         (work / name).mkdir(parents=True, exist_ok=True)
         if spec.startswith("mace:"):
             cmd = ["timeout", str(int(minutes * 60 + 30))] + mace_command(name, spec, files, stress, work, 100000)
+        elif TWO_STAGE in spec:
+            cmd = two_stage_command(name, spec, files, minutes, stress, work, stage1_fraction)
         else:
             cmd = ours_command(name, spec, files, minutes, stress, work)
         log = open(work / f"{name}.log", "w")
@@ -267,7 +288,11 @@ def training_summary(name: str, spec: str, work: Path) -> dict:
 
     rows = list(csv.DictReader(open(work / name / "metrics.csv")))
     best = min(rows, key=lambda r: float(r["valid_loss"]))
-    return {"epochs": len(rows), "best_epoch": int(best["epoch"]), **wall}
+    summary = {"epochs": len(rows), "best_epoch": int(best["epoch"]), **wall}
+    if TWO_STAGE in spec:  # epochs of both stages; the best epoch counts from the start of stage 1
+        stage1 = len(list(csv.DictReader(open(work / name / "stage1" / "metrics.csv"))))
+        summary.update(stage1_epochs=stage1, epochs=stage1 + len(rows), best_epoch=stage1 + int(best["epoch"]))
+    return summary
 
 
 # ---------------------------------------------------------------- report
@@ -400,6 +425,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="arms started together per wave")
     parser.add_argument("--train-frames", type=int, default=None,
                         help="use only this many training frames (nested subsets of one seeded order)")
+    parser.add_argument("--stage1-fraction", type=float, default=0.6,
+                        help="share of the budget for stage 1 of a two-stage arm (FLAGS1 => FLAGS2)")
     parser.add_argument("--readme", action="store_true", help="write the table into benchmarks/README.md")
     args = parser.parse_args()
     arms = [tuple(a.split("=", 1)) for a in args.arm]
@@ -408,7 +435,7 @@ def main() -> None:
     files = write_split(args.dataset, args.work, args.train_frames)
     todo = [(n, s) for n, s in arms if not (args.work / n / "train_wall.json").exists()]
     for start in range(0, len(todo), args.parallel):
-        run_wave(todo[start : start + args.parallel], files, args.minutes, stress, args.work)
+        run_wave(todo[start : start + args.parallel], files, args.minutes, stress, args.work, args.stage1_fraction)
     results = {"dataset": args.dataset, "minutes": args.minutes, "threads_per_arm": 1, "stress": stress,
                "train_frames": args.train_frames,
                "tests": [Path(t).stem for t in files["tests"]], "arms": {}}

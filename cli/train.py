@@ -242,7 +242,7 @@ def train_cmd(**params):
 @_add_options(COMMON, FINETUNE_DEFAULTS)
 @one_line_errors
 def finetune_cmd(**params):
-    """Fine-tune a model on new data (keeps its architecture; conservative forces, lr 1e-4 and DeNS on by default)."""
+    """Fine-tune a model on new data (keeps its architecture; conservative forces and lr 1e-4 by default, DeNS only with --dens)."""
     base = {**FINETUNE_DEFAULTS, "from_model": params["from_model"]}
     for key in ("add_elements", "freeze_layers", "refit_e0s"):
         if params[key] is not None:

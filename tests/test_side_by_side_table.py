@@ -37,3 +37,23 @@ def test_dominance_needs_an_arm_that_is_both_faster_and_as_accurate(ours_ms, our
     line = sbs.dominance_lines(r)[0]
     assert ("dominates every MACE arm" in line) == dominated
     assert dominated or "mace" in line
+
+
+def test_two_stage_arm_trains_then_finetunes_the_stage1_model_within_the_budget(tmp_path):
+    files = {"train": "t.xyz", "valid": "v.xyz"}
+    cmd = sbs.two_stage_command("ts", "--forces direct --dens => --lr 1e-3", files, 10.0, False, tmp_path, 0.6)
+    stage1, stage2 = cmd[2].split(" && ")
+    assert stage1.startswith("dens-calc train ") and f"--out {tmp_path}/ts/stage1 " in stage1
+    assert "--time-limit 6.0 " in stage1 and stage1.endswith("--forces direct --dens")
+    assert stage2.startswith(f"dens-calc finetune --from {tmp_path}/ts/stage1 ") and f"--out {tmp_path}/ts " in stage2
+    assert "--time-limit 4.0 " in stage2 and stage2.endswith("--lr 1e-3")
+
+
+def test_two_stage_summary_counts_the_epochs_of_both_stages(tmp_path):
+    header = "epoch,valid_loss\n"
+    (tmp_path / "ts" / "stage1").mkdir(parents=True)
+    (tmp_path / "ts" / "stage1" / "metrics.csv").write_text(header + "1,0.5\n2,0.4\n3,0.3\n")
+    (tmp_path / "ts" / "metrics.csv").write_text(header + "1,0.2\n2,0.1\n3,0.15\n")
+    (tmp_path / "ts" / "train_wall.json").write_text('{"wall_s": 1.0, "rc": 0}')
+    summary = sbs.training_summary("ts", "--forces direct => ", tmp_path)
+    assert (summary["epochs"], summary["best_epoch"], summary["stage1_epochs"]) == (6, 5, 3)
