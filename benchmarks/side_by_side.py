@@ -24,8 +24,9 @@ learning curves in frames; validation and test files unchanged).
 Afterwards, one at a time: both evaluated on the full test files in float64 (same metric code), and
 both timed per E+F(+S) call on the first test structure (2 threads, float32 and float64, median of
 30 calls; both with glibc's allocator told to keep freed memory, see ``ALLOCATOR_ENV``).  Writes
-``WORK/results.json``, ``WORK/table.md``, ``WORK/pareto.png`` (test force RMSE vs ms/call) and, with ``--readme``, the table into ``benchmarks/README.md``.  Re-running skips arms
-that finished (delete ``WORK/NAME`` to redo one).
+``WORK/results.json``, ``WORK/table.md``, ``WORK/pareto.png`` (test force RMSE vs ms/call) and, with
+``--readme``, the table into ``benchmarks/README.md``.  Re-running skips arms that finished (delete
+``WORK/NAME`` to redo one).
 """
 
 from __future__ import annotations
