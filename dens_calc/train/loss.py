@@ -42,9 +42,10 @@ class LossWeights:
     def from_config(cls, config: TrainConfig, lambda_dens: float, progress: float = 0.0) -> "LossWeights":
         """Weights at training ``progress`` in [0, 1] (the late stage raises the energy weight)."""
         energy = config.energy_weight * config.energy_factor_at(progress)
-        return cls(energy, config.forces_weight, config.stress_weight or 0.0, lambda_dens,
-                   config.dens.energy_on_noisy, config.loss, config.dens.separate_means,
-                   config.dens.forces_on_noisy)
+        dens = config.dens
+        return cls(energy=energy, forces=config.forces_weight, stress=config.stress_weight or 0.0,
+                   dens=lambda_dens, kind=config.loss, energy_on_noisy=dens.energy_on_noisy,
+                   forces_on_noisy=dens.forces_on_noisy, separate_means=dens.separate_means)
 
     def scalar(self, error: torch.Tensor) -> torch.Tensor:
         """Penalty of absolute scalar errors."""
