@@ -395,7 +395,8 @@ def pareto_plot(results: dict, path: Path) -> None:
             for a, x, y in zip(arms, xs, ys):
                 ax.annotate(a["name"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
-        ax.set_xlabel("ms per E+F call (float32, 2 threads)")
+        call = "E+F+S" if results.get("stress") else "E+F"
+        ax.set_xlabel(f"ms per {call} call (float32, 2 threads)")
         ax.set_ylabel(f"{test}: force RMSE (meV/Å)")
         ax.grid(alpha=0.3)
         ax.legend()
