@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""Lattice constant, bulk modulus and Γ phonons of an elemental crystal, for the model cards.
+
+    python benchmarks/crystal_physics.py --model models/si-zuo2020-small --element Si --out runs/physics_si
+
+The crystal is ASE's reference structure of the element (``ase.build.bulk(symbol, cubic=True)``: diamond
+Si/Ge, fcc Cu/Ni, bcc Mo/Li), so the same command serves every bundled Zuo-2020 model.  Steps, all
+float64 and with this package's own API (what ``dens-calc relax`` / ``phonons`` run):
+
+1. relax the cubic cell with symmetry kept (``run_relax(cell=True, fix_symmetry=True)``) -> a;
+2. energies at seven volumes within ±3 % strain of a, Birch–Murnaghan fit (``ase.eos``) -> B (GPa);
+3. phonopy on a supercell of the relaxed conventional cell (``run_phonons``) -> frequencies at Γ
+   (the largest is the optical mode of a diamond crystal) and the dynamical-stability check.
+
+Writes ``physics.json`` to ``--out`` and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from ase.build import bulk
+from ase.eos import EquationOfState
+from ase.units import GPa
+
+from dens_calc import DeNSCalculator
+from dens_calc.calculations.phonons import gamma_frequencies, run_phonons
+from dens_calc.calculations.relax import run_relax
+
+
+def lattice_constant(atoms, fmax: float) -> float:
+    result = run_relax(atoms, cell=True, fix_symmetry=True, fmax=fmax, steps=1000)
+    if not result["converged"]:
+        raise SystemExit(f"cell relaxation did not converge to fmax {fmax} eV/Å")
+    return float(np.cbrt(atoms.get_volume()))  # cubic conventional cell
+
+
+def bulk_modulus_GPa(atoms, calc, max_strain: float = 0.03, points: int = 7) -> dict:
+    volumes, energies = [], []
+    for s in np.linspace(-max_strain, max_strain, points):
+        strained = atoms.copy()
+        strained.set_cell(atoms.cell * (1.0 + s), scale_atoms=True)
+        strained.calc = calc
+        volumes.append(strained.get_volume())
+        energies.append(strained.get_potential_energy())
+    eos = EquationOfState(volumes, energies, eos="birchmurnaghan")
+    v0, e0, b = eos.fit()
+    return {"B_GPa": float(b / GPa), "V0_A3_per_atom": float(v0 / len(atoms)), "max_strain": max_strain,
+            "points": points}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--element", required=True)
+    parser.add_argument("--supercell", type=int, default=2, help="repeats of the conventional cell for phonons")
+    parser.add_argument("--fmax", type=float, default=1e-3)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    calc = DeNSCalculator(args.model, dtype="float64")
+    atoms = bulk(args.element, cubic=True)
+    atoms.calc = calc
+    a = lattice_constant(atoms, args.fmax)
+    eos = bulk_modulus_GPa(atoms, calc)
+    phon = run_phonons(atoms, calc, supercell=(args.supercell,) * 3, out_dir=args.out / "phonons")
+    gamma = gamma_frequencies(phon["phonopy"])
+    result = {
+        "model": args.model, "element": args.element, "structure": "ase.build.bulk(cubic=True)",
+        "atoms_in_cell": len(atoms), "lattice_constant_A": a, **eos,
+        "phonon_supercell": [args.supercell] * 3, "gamma_THz": [round(float(f), 4) for f in gamma],
+        "gamma_max_THz": float(gamma.max()), "dynamically_stable": bool(phon["dynamically_stable"]),
+        "lowest_frequency_THz": float(phon["lowest_frequency_THz"]),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "physics.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
