@@ -47,7 +47,7 @@ def bulk_modulus_GPa(atoms, calc, max_strain: float = 0.03, points: int = 7) -> 
         volumes.append(strained.get_volume())
         energies.append(strained.get_potential_energy())
     eos = EquationOfState(volumes, energies, eos="birchmurnaghan")
-    v0, e0, b = eos.fit()
+    v0, _, b = eos.fit()
     return {"B_GPa": float(b / GPa), "V0_A3_per_atom": float(v0 / len(atoms)), "max_strain": max_strain,
             "points": points}
 

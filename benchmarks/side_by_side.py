@@ -56,7 +56,7 @@ DATASETS = {
                     tests=["rmd17_aspirin/rmd17_aspirin_test.xyz"], isolated=None, stress=False),
     "si": dict(train="zuo2020_mlearn/converted_extxyz/Si_train.xyz", use=None, n_valid=21,
                tests=["zuo2020_mlearn/converted_extxyz/Si_test.xyz"], isolated=None, stress=True),
-    # the converted Ni files carry no stress labels; 26 of 263 frames (10 %, as for Si) validate
+    # the converted Ni training file carries no stress labels (its test file does); 26 of 263 frames (10 %) validate
     "ni": dict(train="zuo2020_mlearn/converted_extxyz/Ni_train.xyz", use=None, n_valid=26,
                tests=["zuo2020_mlearn/converted_extxyz/Ni_test.xyz"], isolated=None, stress=False),
 }
