@@ -27,7 +27,7 @@ from ase.eos import EquationOfState
 from ase.units import GPa
 
 from dens_calc import DeNSCalculator
-from dens_calc.calculations.phonons import gamma_frequencies, run_phonons
+from dens_calc.calculations.phonons import run_phonons
 from dens_calc.calculations.relax import run_relax
 
 
@@ -67,7 +67,7 @@ def main() -> None:
     a = lattice_constant(atoms, args.fmax)
     eos = bulk_modulus_GPa(atoms, calc)
     phon = run_phonons(atoms, calc, supercell=(args.supercell,) * 3, out_dir=args.out / "phonons")
-    gamma = gamma_frequencies(phon["phonopy"])
+    gamma = np.asarray(phon["gamma_frequencies_THz"])  # computed by its stability check
     result = {
         "model": args.model, "element": args.element, "structure": "ase.build.bulk(cubic=True)",
         "atoms_in_cell": len(atoms), "lattice_constant_A": a, **eos,
