@@ -60,6 +60,11 @@ DATASETS = {
     "ni": dict(train="zuo2020_mlearn/converted_extxyz/Ni_train.xyz", use=None, n_valid=26,
                tests=["zuo2020_mlearn/converted_extxyz/Ni_test.xyz"], isolated=None, stress=False),
 }
+# the other Zuo-2020 elements (the bundled models' data, issue #18), 10 % of the training file validates
+for _element, _n_valid, _stress in [("Ge", 23, True), ("Mo", 19, True), ("Li", 24, True), ("Cu", 26, False)]:
+    DATASETS[_element.lower()] = dict(train=f"zuo2020_mlearn/converted_extxyz/{_element}_train.xyz", use=None,
+                                      n_valid=_n_valid, tests=[f"zuo2020_mlearn/converted_extxyz/{_element}_test.xyz"],
+                                      isolated=None, stress=_stress)
 # the peer scripts' settings: molecules as train_mace_3bpa.sh, periodic cells with stress as train_mace_cu.sh
 MACE_COMMON = ["--model=MACE", "--max_ell=3", "--correlation=3", "--num_interactions=2", "--r_max=5.0",
                "--num_radial_basis=8", "--num_cutoff_basis=5", "--MLP_irreps=16x0e", "--batch_size=5",
@@ -433,6 +438,9 @@ def main() -> None:
     parser.add_argument("--stage1-fraction", type=float, default=0.6,
                         help="share of the budget for stage 1 of a two-stage arm (FLAGS1 => FLAGS2)")
     parser.add_argument("--readme", action="store_true", help="write the table into benchmarks/README.md")
+    parser.add_argument("--train-only", action="store_true",
+                        help="stop after training; a later run without it evaluates (lets two data sets train "
+                             "at once without their 2-thread evaluations overlapping)")
     args = parser.parse_args()
     arms = [tuple(a.split("=", 1)) for a in args.arm]
     stress = DATASETS[args.dataset]["stress"]
@@ -441,6 +449,8 @@ def main() -> None:
     todo = [(n, s) for n, s in arms if not (args.work / n / "train_wall.json").exists()]
     for start in range(0, len(todo), args.parallel):
         run_wave(todo[start : start + args.parallel], files, args.minutes, stress, args.work, args.stage1_fraction)
+    if args.train_only:
+        return
     results = {"dataset": args.dataset, "minutes": args.minutes, "threads_per_arm": 1, "stress": stress,
                "train_frames": args.train_frames,
                "tests": [Path(t).stem for t in files["tests"]], "arms": {}}

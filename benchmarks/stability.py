@@ -11,6 +11,8 @@ distance over all recorded frames, the mean temperature, and the total-energy dr
         --nvt-ps 20 --nve-ps 2 --timestep 1 --out runs/stability_si
     python benchmarks/stability.py --model models/3bpa-dens --system 3bpa --temperature 600 \\
         --nvt-ps 10 --nve-ps 2 --timestep 0.5 --out runs/stability_3bpa
+    python benchmarks/stability.py --model models/mo-zuo2020-small --system bulk:Mo:3.16:4 --temperature 1000 \\
+        --nvt-ps 5 --nve-ps 1 --timestep 1 --out runs/stability_mo
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def build_system(name: str):
 
     if name == "si64":
         return bulk("Si", "diamond", a=5.47, cubic=True).repeat(2)
+    if name.startswith("bulk:"):  # bulk:SYMBOL:A[:N] = ASE's cubic cell of SYMBOL at lattice constant A, N^3 copies
+        _, symbol, a, *repeat = name.split(":")
+        return bulk(symbol, a=float(a), cubic=True).repeat(int(repeat[0]) if repeat else 2)
     if name == "3bpa":
         atoms = ase.io.read(BPA_START, 0)
         atoms.calc = None
@@ -53,7 +58,8 @@ def min_distance(frames) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--system", required=True, help="si64, 3bpa or a structure file")
+    parser.add_argument("--system", required=True,
+                        help="si64, 3bpa, bulk:SYMBOL:A[:N] (cubic cell at lattice constant A, N×N×N) or a file")
     parser.add_argument("--temperature", type=float, required=True)
     parser.add_argument("--nvt-ps", type=float, required=True)
     parser.add_argument("--nve-ps", type=float, default=2.0)
