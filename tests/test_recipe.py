@@ -77,6 +77,35 @@ def test_late_ramp_reaches_the_factor_geometrically():
         TrainConfig(late_ramp=1.5)
 
 
+def test_best_checkpoint_is_chosen_by_the_late_loss_among_late_epochs_only():
+    """A force-dominated base loss kept the epoch before the energy stage (Zuo Ge: 2.5x the energy MAE)."""
+    from types import SimpleNamespace
+
+    from dens_calc.train.loop import selection_loss
+
+    schedule = SimpleNamespace(step_count=40, total_steps=100)
+    run = SimpleNamespace(config=TrainConfig(late_start=0.75), schedule=schedule, best_in_late_stage=False, best_loss=0.1)
+    assert selection_loss(run, {"loss": 0.2, "late_loss": 5.0}) == 0.2 and run.best_loss == 0.1
+    schedule.step_count = 80  # the late stage has begun: its loss, and an earlier best no longer counts
+    assert selection_loss(run, {"loss": 0.2, "late_loss": 5.0}) == 5.0
+    assert run.best_in_late_stage and run.best_loss == float("inf")
+    run.best_loss, schedule.total_steps = 5.0, 200  # a retargeted schedule steps back: still the late loss
+    assert selection_loss(run, {"loss": 0.2, "late_loss": 4.0}) == 4.0 and run.best_loss == 5.0
+    off = SimpleNamespace(config=TrainConfig(late_energy_factor=1.0), schedule=SimpleNamespace(step_count=99, total_steps=100),
+                          best_in_late_stage=False, best_loss=0.1)
+    assert selection_loss(off, {"loss": 0.2, "late_loss": 0.2}) == 0.2 and off.best_loss == 0.1
+
+
+def test_training_keeps_a_late_stage_epoch_and_resumes_the_choice(tmp_path, data):
+    from dens_calc.train.loop import LAST, read_checkpoint
+
+    result = train(tiny_config(tmp_path, data, max_epochs=6, late_start=0.5, late_ramp=0.0, late_energy_factor=100.0))
+    assert result.best_epoch >= 3  # epoch 3 ends at progress 0.5: the first late-stage epoch
+    late = [row["valid_late_loss"] for row in result.history]
+    assert min(late[2:]) == result.history[result.best_epoch - 1]["valid_late_loss"]
+    assert read_checkpoint(tmp_path / "run" / LAST)["train_state"]["best_in_late_stage"] is True
+
+
 @pytest.mark.parametrize("optimizer,amsgrad", [("adam", True), ("adamw", False)])
 def test_optimizer_choice(optimizer, amsgrad):
     from dens_calc.train.loop import build_optimizer
