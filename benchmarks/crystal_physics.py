@@ -10,7 +10,10 @@ float64 and with this package's own API (what ``dens-calc relax`` / ``phonons`` 
 1. relax the cubic cell with symmetry kept (``run_relax(cell=True, fix_symmetry=True)``) -> a;
 2. energies at seven volumes within ±3 % strain of a, Birch–Murnaghan fit (``ase.eos``) -> B (GPa);
 3. phonopy on a supercell of the relaxed conventional cell (``run_phonons``) -> frequencies at Γ
-   (the largest is the optical mode of a diamond crystal) and the dynamical-stability check.
+   (the largest is the optical mode of a diamond crystal) and the dynamical-stability check;
+4. the DFT reference for B from the data itself: the Zuo-2020 "Elastic" cells (train and test files)
+   strained by ±2 % along one axis give C11 and C12 by central differences of their PBE stresses,
+   B = (C11 + 2 C12) / 3; the model's stresses on the very same cells give its own C11, C12, B.
 
 Writes ``physics.json`` to ``--out`` and prints it.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +56,53 @@ def bulk_modulus_GPa(atoms, calc, max_strain: float = 0.03, points: int = 7) -> 
             "points": points}
 
 
+ZUO = Path(__file__).resolve().parents[2] / "shared" / "data" / "zuo2020_mlearn" / "converted_extxyz"
+
+
+def normal_strain_cells(element: str, strain: float = 0.02) -> dict[int, dict[float, object]]:
+    """axis -> {±strain: Atoms} of the Zuo "Elastic" cells strained along one axis only."""
+    import ase.io
+
+    cells: dict[int, dict[float, object]] = {}
+    for name in (f"{element}_train.xyz", f"{element}_test.xyz"):
+        for atoms in ase.io.read(ZUO / name, ":"):
+            match = re.search(r"mode (\d+), strain ([-0-9.]+)", atoms.info.get("description", ""))
+            if atoms.info.get("config_type") != "Elastic" or match is None:
+                continue
+            eps = float(match.group(2))
+            if abs(abs(eps) - strain) > 1e-6 or not np.allclose(atoms.cell.angles(), 90.0):
+                continue
+            lengths = atoms.cell.lengths()
+            axis = int(np.argmax(np.abs(lengths - np.median(lengths))))  # the one axis that differs
+            cells.setdefault(axis, {})[eps] = atoms
+    return {axis: pair for axis, pair in cells.items() if len(pair) == 2}
+
+
+def cubic_moduli(cells: dict, stress_of, strain: float = 0.02) -> dict:
+    """C11, C12, B (GPa) by central differences of ``stress_of(atoms)`` (ASE sign, Voigt, eV/Å³)."""
+    c11, c12 = [], []
+    for axis, pair in cells.items():
+        d_sigma = (np.asarray(stress_of(pair[strain])) - np.asarray(stress_of(pair[-strain])))[:3] / (2 * strain)
+        c11.append(d_sigma[axis])
+        c12 += [d_sigma[k] for k in range(3) if k != axis]
+    c11_gpa, c12_gpa = float(np.mean(c11)) / GPa, float(np.mean(c12)) / GPa
+    return {"C11_GPa": c11_gpa, "C12_GPa": c12_gpa, "B_GPa": (c11_gpa + 2 * c12_gpa) / 3, "axes": len(cells)}
+
+
+def elastic_reference(element: str, calc) -> dict:
+    cells = normal_strain_cells(element)
+    if not cells:
+        return {}
+
+    def predicted(atoms):
+        atoms = atoms.copy()
+        atoms.calc = calc
+        return atoms.get_stress(voigt=True)
+
+    return {"cells": "Zuo 2020 Elastic cells strained ±2 % along one axis (train + test files)",
+            "dft": cubic_moduli(cells, lambda a: a.get_stress(voigt=True)), "model": cubic_moduli(cells, predicted)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True)
@@ -74,6 +125,7 @@ def main() -> None:
         "phonon_supercell": [args.supercell] * 3, "gamma_THz": [round(float(f), 4) for f in gamma],
         "gamma_max_THz": float(gamma.max()), "dynamically_stable": bool(phon["dynamically_stable"]),
         "lowest_frequency_THz": float(phon["lowest_frequency_THz"]),
+        "elastic_vs_dft": elastic_reference(args.element, calc),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "physics.json").write_text(json.dumps(result, indent=1))
