@@ -12,7 +12,7 @@ float64 and with this package's own API (what ``dens-calc relax`` / ``phonons`` 
 3. phonopy on a supercell of the relaxed conventional cell (``run_phonons``) -> frequencies at Γ
    (the largest is the optical mode of a diamond crystal) and the dynamical-stability check;
 4. the DFT reference for B from the data itself: the Zuo-2020 "Elastic" cells (train and test files)
-   strained by ±2 % along one axis give C11 and C12 by central differences of their PBE stresses,
+   strained by ±2 % (Li: ±1 %) along one axis give C11 and C12 by central differences of their PBE stresses,
    B = (C11 + 2 C12) / 3; the model's stresses on the very same cells give its own C11, C12, B.
 
 Writes ``physics.json`` to ``--out`` and prints it.
@@ -59,23 +59,31 @@ def bulk_modulus_GPa(atoms, calc, max_strain: float = 0.03, points: int = 7) -> 
 ZUO = Path(__file__).resolve().parents[2] / "shared" / "data" / "zuo2020_mlearn" / "converted_extxyz"
 
 
-def normal_strain_cells(element: str, strain: float = 0.02) -> dict[int, dict[float, object]]:
-    """axis -> {±strain: Atoms} of the Zuo "Elastic" cells strained along one axis only."""
+def normal_strain_cells(element: str, max_strain: float = 0.02) -> tuple[float, dict[int, dict[float, object]]]:
+    """(strain, axis -> {±strain: Atoms}) of the Zuo "Elastic" cells strained along one axis only.
+
+    The strain is the largest one the data have at both signs on every axis, up to ``max_strain``
+    (Si, Ge, Mo: 2 %; Li: 1 %).
+    """
     import ase.io
 
-    cells: dict[int, dict[float, object]] = {}
+    cells: dict[float, dict[int, dict[float, object]]] = {}
     for name in (f"{element}_train.xyz", f"{element}_test.xyz"):
         for atoms in ase.io.read(ZUO / name, ":"):
             match = re.search(r"mode (\d+), strain ([-0-9.]+)", atoms.info.get("description", ""))
             if atoms.info.get("config_type") != "Elastic" or match is None:
                 continue
             eps = float(match.group(2))
-            if abs(abs(eps) - strain) > 1e-6 or not np.allclose(atoms.cell.angles(), 90.0):
+            if abs(eps) > max_strain + 1e-9 or not np.allclose(atoms.cell.angles(), 90.0):
                 continue
             lengths = atoms.cell.lengths()
             axis = int(np.argmax(np.abs(lengths - np.median(lengths))))  # the one axis that differs
-            cells.setdefault(axis, {})[eps] = atoms
-    return {axis: pair for axis, pair in cells.items() if len(pair) == 2}
+            cells.setdefault(round(abs(eps), 6), {}).setdefault(axis, {})[eps] = atoms
+    complete = [eps for eps, axes in cells.items() if len(axes) == 3 and all(len(p) == 2 for p in axes.values())]
+    if not complete:
+        return 0.0, {}
+    strain = max(complete)
+    return strain, cells[strain]
 
 
 def cubic_moduli(cells: dict, stress_of, strain: float = 0.02) -> dict:
@@ -90,7 +98,7 @@ def cubic_moduli(cells: dict, stress_of, strain: float = 0.02) -> dict:
 
 
 def elastic_reference(element: str, calc) -> dict:
-    cells = normal_strain_cells(element)
+    strain, cells = normal_strain_cells(element)
     if not cells:
         return {}
 
@@ -99,8 +107,9 @@ def elastic_reference(element: str, calc) -> dict:
         atoms.calc = calc
         return atoms.get_stress(voigt=True)
 
-    return {"cells": "Zuo 2020 Elastic cells strained ±2 % along one axis (train + test files)",
-            "dft": cubic_moduli(cells, lambda a: a.get_stress(voigt=True)), "model": cubic_moduli(cells, predicted)}
+    return {"cells": f"Zuo 2020 Elastic cells strained ±{100 * strain:g} % along one axis (train + test files)",
+            "strain": strain, "dft": cubic_moduli(cells, lambda a: a.get_stress(voigt=True), strain),
+            "model": cubic_moduli(cells, predicted, strain)}
 
 
 def main() -> None:
