@@ -102,10 +102,10 @@ def hill(atoms) -> str:
     return atoms.get_chemical_formula(mode="hill")
 
 
-def calculator():
+def calculator(**settings):
     from tblite.ase import TBLite
 
-    return TBLite(method="GFN2-xTB", verbosity=0)
+    return TBLite(method="GFN2-xTB", verbosity=0, **settings)
 
 
 def from_smiles(smiles: str, seed: int):
@@ -203,7 +203,6 @@ def sample_molecule(name: str, spec: dict, args: dict) -> tuple[str, int, float]
     kept = [f for f in frames if np.abs(f.get_forces()).max() <= args["max_force"]]
     frames, dropped = kept, len(frames) - len(kept)
     for frame in frames:
-        frame.info["molecule"] = name
         frame.info["dropped_in_molecule"] = dropped
     out = Path(args["out"]) / "molecules" / f"{name.replace(':', '_').replace(' ', '_')}.xyz"
     tmp = out.with_suffix(".tmp.xyz")
@@ -215,14 +214,9 @@ def sample_molecule(name: str, spec: dict, args: dict) -> tuple[str, int, float]
 def isolated_atoms():
     from ase import Atoms
 
-    calc_frames = []
-    for symbol, multiplicity in FREE_ATOM_MULTIPLICITY.items():
-        from tblite.ase import TBLite
-
-        atom = Atoms(symbol, positions=[[0.0, 0.0, 0.0]])
-        calc = TBLite(method="GFN2-xTB", multiplicity=multiplicity, verbosity=0)
-        calc_frames.append(labelled(atom, calc, config_type="IsolatedAtom", molecule=symbol))
-    return calc_frames
+    return [labelled(Atoms(symbol, positions=[[0.0, 0.0, 0.0]]), calculator(multiplicity=multiplicity),
+                     config_type="IsolatedAtom", molecule=symbol)
+            for symbol, multiplicity in FREE_ATOM_MULTIPLICITY.items()]
 
 
 def statistics(frames, mols, args) -> dict:
