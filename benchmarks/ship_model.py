@@ -2,7 +2,7 @@
 """Copy a trained checkpoint into ``models/NAME`` as a bundled model: weights, config and provenance only.
 
     python benchmarks/ship_model.py runs/sbs_ge40/ours_c3/last.pt models/ge-zuo2020-small \\
-        --info benchmarks/results/ship_ge.json
+        --info benchmarks/results/zuo_retrain_40min/ge_ship_info.json
 
 ``last.pt`` (the final epoch's EMA weights) or a model directory's ``model.pt``; the resume state
 (optimizer, RNG, history) is dropped, so the shipped file stays small and loads with

@@ -11,7 +11,7 @@ distance over all recorded frames, the mean temperature, and the total-energy dr
         --nvt-ps 20 --nve-ps 2 --timestep 1 --out runs/stability_si
     python benchmarks/stability.py --model models/3bpa-dens --system 3bpa --temperature 600 \\
         --nvt-ps 10 --nve-ps 2 --timestep 0.5 --out runs/stability_3bpa
-    python benchmarks/stability.py --model models/mo-zuo2020-small --system bulk:Mo:3.16:4 --temperature 1000 \\
+    python benchmarks/stability.py --model models/mo-zuo2020-small --system bulk:Mo:3.168:3 --temperature 1000 \\
         --nvt-ps 5 --nve-ps 1 --timestep 1 --out runs/stability_mo
 """
 
