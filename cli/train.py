@@ -239,12 +239,16 @@ def train_cmd(**params):
 @click.option("--add-elements", is_flag=True, default=None, help="Allow elements the model does not know (initialised from the known ones).")
 @click.option("--freeze-layers", type=int, help="Freeze the embedding and the first N interaction layers [0].")
 @click.option("--refit-e0s/--no-refit-e0s", default=None, help="Refit E0s to the new data's energy reference [on].")
+@click.option("--replay", "replay_file", type=click.Path(exists=True, dir_okay=False),
+              help="Pretraining structures mixed into the training set with their forces only (keeps the model sane "
+                   "away from the new data; their energies are of another level of theory).")
+@click.option("--replay-fraction", type=float, help="Replay frames per new training frame [0.5].")
 @_add_options(COMMON, FINETUNE_DEFAULTS)
 @one_line_errors
 def finetune_cmd(**params):
     """Fine-tune a model on new data (keeps its architecture; conservative forces and lr 1e-4 by default, DeNS only with --dens)."""
     base = {**FINETUNE_DEFAULTS, "from_model": params["from_model"]}
-    for key in ("add_elements", "freeze_layers", "refit_e0s"):
+    for key in ("add_elements", "freeze_layers", "refit_e0s", "replay_file", "replay_fraction"):
         if params[key] is not None:
             base[key] = params[key]
     _run(_config_or_fail(params, base, architecture=False))

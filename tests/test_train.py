@@ -161,6 +161,30 @@ def test_finetune_refits_e0s_and_rejects_new_elements(tmp_path, trained):
     assert model.config.species == [29, 13]
 
 
+def test_finetune_replay_adds_force_only_frames(tmp_path, trained):
+    from dens_calc.train.setup import prepare
+
+    replay = emt_frames(10, seed=21)
+    for atoms in replay:  # another level of theory: its energy reference must not reach the E0s or the loss
+        atoms.calc.results["energy"] += len(atoms) * 1000.0
+    replay_path = _write(tmp_path / "replay.xyz", replay)
+    new = _write(tmp_path / "new.xyz", emt_frames(8, seed=12))
+    config = tiny_config(tmp_path, new, from_model=str(trained.model_path), replay_file=str(replay_path),
+                         replay_fraction=0.5, max_epochs=1, lr=1e-4, forces="conservative")
+    prepared = prepare(config, device=torch.device("cpu"))
+    replayed = [g for g in prepared.train_graphs if not bool(g.has_energy)]
+    assert len(prepared.train_graphs) == 6 + 3 and len(replayed) == 3  # 8 frames: 6 train + 2 valid; 0.5 x 6
+    assert all(bool(g.has_forces) and not bool(g.has_stress) for g in replayed)
+    assert all(bool(g.has_energy) for g in prepared.valid_graphs)  # validation is on the new data only
+    result = train(config)
+    base, _ = load_model(trained.model_path)
+    tuned, meta = load_model(result.out_dir)
+    assert abs(tuned.config.atomic_energies[0] - base.config.atomic_energies[0]) < 1.0  # not the +1000 eV replay
+    assert meta["replay"] == {"file": str(replay_path), "fraction": 0.5}
+    with pytest.raises(ConfigError, match="replay.*from_model"):
+        TrainConfig(replay_file=str(replay_path))
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes(tmp_path, data):
     pytest.importorskip("torch.distributed.run")

@@ -145,6 +145,10 @@ class TrainConfig:
     add_elements: bool = False
     freeze_layers: int = 0
     refit_e0s: bool = True
+    # replay: frames of the pretraining data mixed into the fine-tuning set with their forces only
+    # (their energies are of another level of theory), so the model stays sane away from the new data
+    replay_file: str | None = None
+    replay_fraction: float = 0.5  # replay frames per new training frame
 
     def __post_init__(self) -> None:
         if isinstance(self.dens, dict):
@@ -167,6 +171,10 @@ class TrainConfig:
             raise ConfigError("need batch_size >= 1, max_epochs >= 0 and lr > 0")
         if (self.graph_skin is not None and self.graph_skin < 0) or self.freeze_layers < 0:
             raise ConfigError("graph_skin and freeze_layers must be >= 0")
+        if self.replay_fraction <= 0:
+            raise ConfigError(f"replay_fraction must be positive, got {self.replay_fraction}")
+        if self.replay_file and not self.from_model:
+            raise ConfigError("replay (replay_file) is for fine-tuning: it needs a model to start from (from_model)")
         if architecture(self)["l_max"] < 1 and (self.forces == "direct" or self.dens.enabled):
             raise ConfigError("direct forces and DeNS predict vectors from l = 1 features: need l_max >= 1")
 

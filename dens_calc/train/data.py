@@ -72,6 +72,24 @@ def load_labelled(path: str | Path, config: TrainConfig) -> LabelledSet:
     return LabelledSet(frames, labels, str(path), isolated=isolated)
 
 
+def load_replay(config: TrainConfig, count: int) -> LabelledSet:
+    """``count`` frames of ``config.replay_file`` (seeded draw) with their force labels only.
+
+    Replay keeps a fine-tuned model close to its pretraining away from the new data.  The energy
+    labels are dropped: the pretraining data are of another level of theory, whose energy reference
+    the refitted E0s no longer match; forces carry no reference and constrain the shape of the
+    surface.  Stress is dropped for the same reason.
+    """
+    keys = LabelKeys(config.energy_key, config.forces_key, config.stress_key)
+    frames = [a for a in read_structures(config.replay_file) if not is_isolated_atom(a)]
+    if not frames:
+        raise DataError(f"{config.replay_file}: no replay structures (only isolated atoms?)")
+    order = np.random.default_rng(config.seed).permutation(len(frames))[: max(1, min(count, len(frames)))]
+    chosen = [frames[i] for i in sorted(order)]
+    labels = [{"forces": lab["forces"]} for lab in check_labels(chosen, config.replay_file, ("forces",), keys)]
+    return LabelledSet(chosen, labels, str(config.replay_file), sorted(order.tolist()))
+
+
 def split(train: LabelledSet, fraction: float, seed: int) -> tuple[LabelledSet, LabelledSet]:
     """Random train/validation split (at least one validation frame when fraction > 0)."""
     n = len(train)

@@ -258,7 +258,8 @@ def model_metadata(run: Run, valid: dict | None) -> dict:
     cfg = run.config
     return {"forces": cfg.forces, "epoch": run.epoch, "valid": valid or {}, "trained_with": "dens-calc train",
             "dens": cfg.dens.__dict__ if cfg.dens.enabled else "off", "train_file": cfg.train_file,
-            "finetuned_from": cfg.from_model}
+            "finetuned_from": cfg.from_model,
+            "replay": {"file": cfg.replay_file, "fraction": cfg.replay_fraction} if cfg.replay_file else None}
 
 
 def save_last(run: Run, out: Path) -> None:

@@ -12,8 +12,8 @@ from ..checkpoint import load_model, read_checkpoint
 from ..data import DataError
 from ..nn.model import DeNSPotential, ModelConfig
 from .config import TrainConfig, architecture
-from .data import (LabelledSet, average_neighbors, build_graphs, check_species, load_labelled, normalisation,
-                   resolve_e0s, species_of, split)
+from .data import (LabelledSet, average_neighbors, build_graphs, check_species, load_labelled, load_replay,
+                   normalisation, resolve_e0s, species_of, split)
 from .finetune import extend_species, freeze_layers, refit_e0s
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,11 @@ def prepare(config: TrainConfig, *, device: torch.device, resume: str | Path | N
     cutoff = model.config.r_max + config.effective_graph_skin()
     train_graphs = build_graphs(train, model.config.species, cutoff, dtype)
     valid_graphs = build_graphs(valid, model.config.species, model.config.r_max, dtype)
+    if config.replay_file:
+        replay = load_replay(config, round(config.replay_fraction * len(train)))
+        check_species(replay, model.config.species, "the model")
+        train_graphs += build_graphs(replay, model.config.species, cutoff, dtype)
+        log.info("replay: %d frame(s) of %s (forces only) mixed into the training set", len(replay), replay.source)
     log.info("%d training / %d validation structures; model with %d parameters",
              len(train_graphs), len(valid_graphs), model.num_parameters())
     return Prepared(model.to(device), train_graphs, valid_graphs, device)
