@@ -57,3 +57,18 @@ def test_two_stage_summary_counts_the_epochs_of_both_stages(tmp_path):
     (tmp_path / "ts" / "train_wall.json").write_text('{"wall_s": 1.0, "rc": 0}')
     summary = sbs.training_summary("ts", "--forces direct => ", tmp_path)
     assert (summary["epochs"], summary["best_epoch"], summary["stage1_epochs"]) == (6, 5, 3)
+
+
+def test_finetune_curves_table_reports_each_arm_against_scratch():
+    spec = importlib.util.spec_from_file_location("finetune_curves", Path(__file__).parents[1] / "benchmarks" / "finetune_curves.py")
+    fc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fc)
+    points = {50: _results(_arm("scratch", "ours", 5.0, 40.0), _arm("ft_a", "ours", 5.0, 20.0)),
+              450: _results(_arm("scratch", "ours", 5.0, 20.0), _arm("ft_a", "ours", 5.0, 18.0),
+                            _arm("mace32", "mace", 40.0, 25.0))}
+    data = fc.curves({"aspirin": points})
+    assert data["aspirin"]["ft_a"] == [(50, 20.0, 10.0), (450, 18.0, 10.0)]
+    text = fc.table(data, 10)
+    assert "50: -50 %, 450: -10 %" in text
+    assert "| mace32 | – | 25.0 / 10.0 |" in text
+    assert fc.arms_for(50, {"a": "m"}, [450]) == ["scratch=", "ft_a=from:m"]
