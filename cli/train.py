@@ -98,11 +98,14 @@ def _field_info(path: str):
 
     from dens_calc.nn.model import ModelConfig
     from dens_calc.train import DeNSConfig, TrainConfig
+    from dens_calc.train.config import TRAINING_ARCHITECTURE
 
     section, _, name = path.rpartition(".")
     cls = {"": TrainConfig, "dens": DeNSConfig, "model": ModelConfig}[section]
     field = next(f for f in dataclasses.fields(cls) if f.name == name)
     default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+    if section == "model":
+        default = TRAINING_ARCHITECTURE.get(name, default)
     return typing.get_type_hints(cls)[name], default
 
 

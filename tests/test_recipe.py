@@ -197,3 +197,13 @@ def test_stress_is_trained_when_the_data_have_stress_labels(tmp_path, data):
     assert without.history[-1]["train_stress"] == 0
     explicit_off = train(tiny_config(tmp_path / "c", data, max_epochs=1, stress_weight=0.0))
     assert explicit_off.history[-1]["train_stress"] == 0
+
+
+def test_new_models_get_the_cubic_term_and_old_checkpoints_load_without_it():
+    from dens_calc.nn.model import ModelConfig
+    from dens_calc.train.config import architecture
+
+    assert architecture(TrainConfig())["correlation"] == 3
+    assert architecture(TrainConfig(model={"correlation": 2}))["correlation"] == 2
+    # a saved config without the key (trained before the cubic term existed) means correlation 2
+    assert ModelConfig.from_dict({"species": [1], "atomic_energies": [0.0]}).correlation == 2
