@@ -249,7 +249,11 @@ def train_cmd(**params):
 @_add_options(COMMON, FINETUNE_DEFAULTS)
 @one_line_errors
 def finetune_cmd(**params):
-    """Fine-tune a model on new data (keeps its architecture; conservative forces and lr 1e-4 by default, DeNS only with --dens)."""
+    """Fine-tune a model on new data (keeps its architecture; conservative forces and lr 1e-4 by default, DeNS only with --dens).
+
+    E0s: --e0s FILE (isolated atoms at the new level of theory) or single-atom frames in --train set
+    them first; --refit-e0s then shifts them to the new data's reference.
+    """
     base = {**FINETUNE_DEFAULTS, "from_model": params["from_model"]}
     for key in ("add_elements", "freeze_layers", "refit_e0s", "replay_file", "replay_fraction"):
         if params[key] is not None:

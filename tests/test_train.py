@@ -218,7 +218,7 @@ def test_refit_e0s_absorbs_a_constant_reference_shift(trained):
     assert e0[1] - e0[0] == pytest.approx(0.7, abs=1e-8)
 
 
-def test_refit_e0s_keeps_saved_reference_for_single_composition(model64):
+def test_refit_e0s_keeps_saved_reference_for_single_composition(model64, caplog):
     """One composition cannot split a shift between elements: the saved E0s must survive (min-norm correction)."""
     from ase.build import molecule
 
@@ -232,10 +232,36 @@ def test_refit_e0s_keeps_saved_reference_for_single_composition(model64):
         atoms.rattle(0.02, seed=k)
     calc = DeNSCalculator(model, device="cpu", dtype="float64")
     labels = [{"energy": calc.get_potential_energy(a) + 0.3 * len(a)} for a in frames]
-    refit_e0s(model, LabelledSet(frames, labels, "x"))
+    with caplog.at_level("WARNING"):
+        refit_e0s(model, LabelledSet(frames, labels, "x"))
+    assert "do not determine the per-element E0 shift" in caplog.text  # the user learns how to fix it
     shifts = {z: new - old for z, new, old in zip(model.config.species, model.config.atomic_energies, saved)}
     assert all(abs(shifts[z]) < 1.0 for z in (1, 6, 8))  # no element moved by hundreds of eV
     assert shifts[14] == 0.0 and shifts[29] == 0.0  # absent elements untouched
     refitted = DeNSCalculator(model, device="cpu", dtype="float64")
     for atoms, lab in zip(frames, labels):
         assert refitted.get_potential_energy(atoms) == pytest.approx(lab["energy"], abs=1e-6)
+
+
+def test_finetune_sets_e0s_from_isolated_atoms_of_the_new_reference(tmp_path, trained):
+    """``--e0s FILE`` in fine-tuning sets the E0s (then the refit corrects them); it used to be ignored."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    lone = Atoms("Cu", pbc=False)
+    lone.calc = SinglePointCalculator(lone, energy=-123.0)
+    lone.info["config_type"] = "IsolatedAtom"
+    iso = _write(tmp_path / "iso.xyz", [lone])
+    new = _write(tmp_path / "new.xyz", emt_frames(6, seed=13))
+    fixed = train(tiny_config(tmp_path / "a", new, from_model=str(trained.model_path), e0s=str(iso), refit_e0s=False,
+                              max_epochs=1, lr=1e-4, forces="conservative"))
+    assert load_model(fixed.out_dir)[0].config.atomic_energies == [-123.0]
+    refitted = train(tiny_config(tmp_path / "b", new, from_model=str(trained.model_path), e0s=str(iso),
+                                 max_epochs=1, lr=1e-4, forces="conservative"))
+    base, _ = load_model(trained.model_path)
+    # one element: the refit determines the shift fully, whatever the anchor
+    plain = train(tiny_config(tmp_path / "c", new, from_model=str(trained.model_path), max_epochs=1, lr=1e-4,
+                              forces="conservative"))
+    assert load_model(refitted.out_dir)[0].config.atomic_energies[0] == pytest.approx(
+        load_model(plain.out_dir)[0].config.atomic_energies[0], abs=1e-6)
+    assert base.config.atomic_energies[0] != pytest.approx(-123.0)

@@ -7,7 +7,8 @@ import logging
 import numpy as np
 import torch
 
-from ..data import atoms_to_graph, collate, fit_e0s
+from ..data import atoms_to_graph, collate, e0s_are_determined, fit_e0s
+from ..data.elements import symbols
 from ..nn.model import DeNSPotential, ModelConfig, evaluate
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,30 @@ def extend_species(model: DeNSPotential, new: list[int]) -> DeNSPotential:
     return bigger
 
 
-def refit_e0s(model: DeNSPotential, train, batch_size: int = 16) -> None:
+def set_e0s(model: DeNSPotential, e0s: dict[int, float]) -> None:
+    """Replace the E0s of the elements in ``e0s`` (isolated-atom energies at the new level of theory).
+
+    The learned interactions then predict the old level's atomisation energies on the new reference,
+    which is much closer than the old E0s (xTB to DFT: ~1000 eV per C atom, mostly core electrons).
+    """
+    cfg = model.config
+    kept = [z for z in cfg.species if z not in e0s]
+    cfg.atomic_energies = [e0s.get(z, e0) for z, e0 in zip(cfg.species, cfg.atomic_energies)]
+    log.info("E0s set from the new isolated-atom energies for %s", symbols(e0s))
+    if kept:
+        log.warning("no new isolated-atom energy for %s: the model keeps its old E0s there, on the old energy "
+                    "reference", symbols(kept))
+
+
+def refit_e0s(model: DeNSPotential, train, batch_size: int = 16, *, anchored: bool = False) -> None:
     """Shift the E0s so that the model's energies match the new labels on average.
 
     Different DFT codes and settings differ by per-element constants; this absorbs them without
     touching the learned interactions.  Only a *correction* to the saved E0s is fitted
     (minimum norm): with single-composition data the per-element split is undetermined, and
     fitting whole E0s would throw away the saved reference (hundreds of eV per element).
+    ``anchored``: the E0s were just set from isolated atoms of the new reference (``set_e0s``), so
+    the correction is small and its undetermined split harmless; otherwise a warning says so.
     """
     cfg = model.config
     predicted = []
@@ -63,6 +81,11 @@ def refit_e0s(model: DeNSPotential, train, batch_size: int = 16) -> None:
     residual = [lab["energy"] - e for lab, e in zip(train.labels, predicted)]
     present = sorted({int(z) for a in train.frames for z in a.numbers})
     correction = fit_e0s(train.frames, residual, present)
+    if not anchored and not e0s_are_determined(train.frames, present):
+        log.warning("%s: the compositions do not determine the per-element E0 shift (mean %.4g eV per structure); "
+                    "the minimum-norm split fits this composition only, other compositions will be off. Give "
+                    "isolated-atom energies at the new level of theory with --e0s FILE.", train.source,
+                    float(np.mean(residual)))
     cfg.atomic_energies = [e0 + correction.get(z, 0.0) for z, e0 in zip(cfg.species, cfg.atomic_energies)]
     log.info("E0 corrections fitted on the new data (eV): %s", correction)
 

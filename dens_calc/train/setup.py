@@ -14,7 +14,7 @@ from ..nn.model import DeNSPotential, ModelConfig
 from .config import TrainConfig, architecture
 from .data import (LabelledSet, average_neighbors, build_graphs, check_species, load_labelled, load_replay,
                    normalisation, resolve_e0s, species_of, split)
-from .finetune import extend_species, freeze_layers, refit_e0s
+from .finetune import extend_species, freeze_layers, refit_e0s, set_e0s
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,21 @@ def finetune_model(config: TrainConfig, train: LabelledSet, species: list[int], 
         check_species(train, model.config.species, f"the model '{config.from_model}' (use --add-elements to add them)")
     if new:
         model = extend_species(model, new)
+    anchors = new_reference_e0s(config, train, species)
+    if anchors:
+        set_e0s(model, anchors)
     if config.refit_e0s:
-        refit_e0s(model, train)
+        refit_e0s(model, train, anchored=bool(anchors))
     freeze_layers(model, config.freeze_layers)
     return model
+
+
+def new_reference_e0s(config: TrainConfig, train: LabelledSet, species: list[int]) -> dict[int, float]:
+    """Isolated-atom energies of the new data when given: ``--e0s FILE`` (or a mapping), else the data's
+    single-atom frames; {} when there are none ("fit": the refit alone moves the old E0s)."""
+    if config.e0s not in (None, "fit"):
+        return resolve_e0s(config, train, species)
+    return {z: e for z, e in train.isolated.items() if z in species}
 
 
 def resumed_model(resume: str | Path, dtype: torch.dtype) -> DeNSPotential:
