@@ -57,12 +57,15 @@ def _spy_step(monkeypatch, model, batch, config, seed=0):
 
 
 def test_model_runs_at_the_corrupted_positions(monkeypatch, model, batch):
+    monkeypatch.setattr(model.config, "scale", 2.5)  # an RMS force that is not 1, so the encoding test means something
     _, seen = _spy_step(monkeypatch, model, batch, TrainConfig(dens=DENS_ALL))
     c = seen["corruption"]
     assert c.picked.any() and not c.picked.all()
     torch.testing.assert_close(seen["pos"], c.positions, rtol=0, atol=0)
     moved = (seen["pos"] != batch.pos).any(dim=1)
     assert torch.equal(moved, c.picked)  # only picked atoms moved; the batch itself is untouched
+    # the clean forces are encoded in units of the model's RMS force (scale), so hot data cannot blow up
+    torch.testing.assert_close(seen["kwargs"]["encoded_forces"], batch.forces / model.config.scale)
 
 
 @pytest.mark.parametrize("forces", ["conservative", "direct"])

@@ -109,7 +109,9 @@ def predict(model, graph, config: TrainConfig, corruption: Corruption | None, *,
         graph.pos = corruption.positions
     encoded = mask = None
     if active and config.dens.force_encoding:
-        encoded, mask = graph.forces, corruption.picked
+        # in units of the RMS force: raw eV/Å of hot structures (xTB pretraining data: up to 19 eV/Å)
+        # feed the square and cubic node products and made the noise loss explode (epoch 3: 133 vs ~0.3)
+        encoded, mask = graph.forces / float(model.config.scale), corruption.picked
     direct = config.forces == "direct"
     want_stress = (config.stress_weight or 0.0) > 0 and bool(graph.has_stress.any())
     out = evaluate(
