@@ -78,7 +78,7 @@ def test_time_limit_stops_cleanly_and_saves(tmp_path, data):
 
 
 def test_early_stopping(tmp_path, data):
-    result = train(tiny_config(tmp_path, data, max_epochs=20, patience=1, lr=1e-9, warmup_epochs=0))
+    result = train(tiny_config(tmp_path, data, max_epochs=20, patience=1, lr=1e-12, warmup_epochs=0))
     assert result.stopped == "early_stopping" and result.epochs < 20
 
 
