@@ -84,10 +84,10 @@ def load_replay(config: TrainConfig, count: int) -> LabelledSet:
     frames = [a for a in read_structures(config.replay_file) if not is_isolated_atom(a)]
     if not frames:
         raise DataError(f"{config.replay_file}: no replay structures (only isolated atoms?)")
-    order = np.random.default_rng(config.seed).permutation(len(frames))[: max(1, min(count, len(frames)))]
-    chosen = [frames[i] for i in sorted(order)]
+    picked = np.sort(np.random.default_rng(config.seed).permutation(len(frames))[: max(1, min(count, len(frames)))])
+    chosen = [frames[i] for i in picked]
     labels = [{"forces": lab["forces"]} for lab in check_labels(chosen, config.replay_file, ("forces",), keys)]
-    return LabelledSet(chosen, labels, str(config.replay_file), sorted(order.tolist()))
+    return LabelledSet(chosen, labels, str(config.replay_file), picked.tolist())
 
 
 def split(train: LabelledSet, fraction: float, seed: int) -> tuple[LabelledSet, LabelledSet]:
