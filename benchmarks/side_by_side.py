@@ -64,7 +64,6 @@ DATASETS = {
     "ni": dict(train="zuo2020_mlearn/converted_extxyz/Ni_train.xyz", use=None, n_valid=26,
                tests=["zuo2020_mlearn/converted_extxyz/Ni_test.xyz"], isolated=None, stress=False),
 }
-# the other Zuo-2020 elements (the bundled models' data, issue #18), 10 % of the training file validates
 # held out of the xTB pretraining set (issue #19): fine-tuning benchmarks on other molecules
 DATASETS["ethanol"] = dict(train="rmd17_ethanol_botnet/train.xyz", use=None, n_valid=50,
                            tests=["rmd17_ethanol_botnet/test_MD.xyz"], isolated="rmd17_ethanol_botnet/isolated_atoms.xyz",
@@ -73,6 +72,7 @@ for _molecule in ("naphthalene", "salicylic_acid"):  # original MD17 (EGraFFBenc
     DATASETS[_molecule.split("_")[0]] = dict(train=f"md17_original_egraffbench/{_molecule}/train/nequip_npz.npz",
                                              use=None, n_valid=50, isolated=None, stress=False,
                                              tests=[f"md17_original_egraffbench/{_molecule}/test/nequip_npz.npz"])
+# the other Zuo-2020 elements (the bundled models' data, issue #18), 10 % of the training file validates
 for _element, _n_valid, _stress in [("Ge", 23, True), ("Mo", 19, True), ("Li", 24, True), ("Cu", 26, False)]:
     DATASETS[_element.lower()] = dict(train=f"zuo2020_mlearn/converted_extxyz/{_element}_train.xyz", use=None,
                                       n_valid=_n_valid, tests=[f"zuo2020_mlearn/converted_extxyz/{_element}_test.xyz"],
