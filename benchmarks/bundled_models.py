@@ -41,6 +41,11 @@ def zuo_element(name: str) -> str:
     return name.split("-")[0].capitalize()
 
 
+def is_pretrained(name: str) -> bool:
+    """A pretraining checkpoint (``hcno-xtb-pretrained``): a starting point for fine-tuning, with no DFT test set."""
+    return name.endswith("-pretrained")
+
+
 def test_files(name: str) -> list[Path]:
     """The held-out test files of a bundled model, from its name."""
     if is_3bpa(name):
@@ -88,6 +93,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bundled_models")
     args = parser.parse_args()
     names = args.models or sorted(p.name for p in (REPO / "models").iterdir() if (p / "model.pt").exists())
+    for name in [n for n in names if is_pretrained(n)]:
+        print(f"{name}: skipped (a pretrained starting point; its fine-tuning numbers are in its card)")
+    names = [n for n in names if not is_pretrained(n)]
     results = {}
     for name in names:
         results[name] = evaluate_model(name)
