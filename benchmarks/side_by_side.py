@@ -172,6 +172,12 @@ def isolated_e0s(path: Path) -> dict[int, float]:
     return {int(a.numbers[0]): float(a.info["REF_energy"]) for a in ase.io.read(path, ":")}
 
 
+def training_elements(path: Path) -> set[int]:
+    import ase.io
+
+    return {int(z) for atoms in ase.io.read(path, ":") for z in atoms.numbers}
+
+
 # ---------------------------------------------------------------- training
 FINETUNE = "from:"
 
@@ -208,7 +214,9 @@ def mace_command(name: str, spec: str, files: dict, stress: bool, work: Path, ma
     _, channels, max_l = spec.split(":")
     e0s = "average"
     if "isolated" in files:
-        e0s = "{" + ", ".join(f"{z}: {e!r}" for z, e in isolated_e0s(files["isolated"]).items()) + "}"
+        # only the training elements: MACE sizes its element table from the data and rejects extra E0s
+        present = training_elements(files["train"])
+        e0s = "{" + ", ".join(f"{z}: {e!r}" for z, e in isolated_e0s(files["isolated"]).items() if z in present) + "}"
     hidden = int(channels)
     return [str(MACE_VENV / "bin" / "mace_run_train"), f"--name={name}", f"--train_file={files['train']}",
             f"--valid_file={files['valid']}", f"--E0s={e0s}", f"--num_channels={hidden}", f"--max_L={max_l}",

@@ -72,3 +72,20 @@ def test_finetune_curves_table_reports_each_arm_against_scratch():
     assert "50: -50 %, 450: -10 %" in text
     assert "| mace32 | – | 25.0 / 10.0 |" in text
     assert fc.arms_for(50, {"a": "m"}, [450]) == ["scratch=", "ft_a=from:m"]
+
+
+def test_mace_gets_e0s_only_for_the_elements_of_its_training_data(tmp_path):
+    # the ethanol set's isolated atoms include N, its frames do not; MACE rejects an E0 table larger than the data's
+    import ase.io
+    from ase import Atoms
+
+    frames = [Atoms("C2H6O", positions=[[i, 0, 0] for i in range(9)]) for _ in range(2)]
+    isolated = [Atoms(s) for s in "HCNO"]
+    for atoms, energy in zip(isolated, (-13.6, -1025.0, -1479.0, -2035.0)):
+        atoms.info["REF_energy"] = energy
+    ase.io.write(tmp_path / "train.xyz", frames)
+    ase.io.write(tmp_path / "isolated.xyz", isolated)
+    files = {"train": tmp_path / "train.xyz", "valid": tmp_path / "train.xyz", "isolated": tmp_path / "isolated.xyz"}
+    cmd = sbs.mace_command("mace32", "mace:32:1", files, False, tmp_path, 10)
+    e0s = next(c for c in cmd if c.startswith("--E0s="))
+    assert e0s == "--E0s={1: -13.6, 6: -1025.0, 8: -2035.0}"
