@@ -5,8 +5,9 @@
 
 Your file can be anything ``ase.io.read`` understands with energies and forces (and stress for
 periodic cells): extxyz, ASE .traj/.db, VASP OUTCAR/vasprun.xml... E0s are refitted to your data's
-energy reference, so labels from another DFT code are fine. DeNS is on, as for small data sets.
-Hold out frames you did not train on to judge the result (``--test``).
+energy reference, so labels from another DFT code are fine. The learning rate here is lower than the
+CLI's default (1e-4 vs 3e-3): this demo continues a model on data of its own level of theory, where it
+should stay close to where it started. Hold out frames you did not train on to judge the result (``--test``).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def test_finetune_and_eval_cli(tmp_path, trained_dir, data):
                                        "--max-epochs", "1", "--no-progress", "--valid-fraction", "0.25"])
     assert result.exit_code == 0, result.output
     cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert cfg["lr"] == 1e-4 and cfg["forces"] == "conservative" and not cfg["dens"]["enabled"]
+    assert cfg["lr"] == 3e-3 and cfg["forces"] == "conservative" and not cfg["dens"]["enabled"]
     result = CliRunner().invoke(main, ["eval", "--model", str(out), str(data), "--json", "--plot", str(tmp_path / "p")])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -112,4 +112,4 @@ def test_help_shows_the_defaults_training_uses():
     assert f"[{TrainConfig.lr}]" in shown(train_help, "--lr")
     assert "[mse]" in shown(train_help, "--loss")
     finetune_help = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["finetune", "--help"]).output
-    assert "[0.0001]" in shown(finetune_help, "--lr")
+    assert "[0.003]" in shown(finetune_help, "--lr")
