@@ -173,9 +173,7 @@ def isolated_e0s(path: Path) -> dict[int, float]:
 
 
 def training_elements(path: Path) -> set[int]:
-    import ase.io
-
-    return {int(z) for atoms in ase.io.read(path, ":") for z in atoms.numbers}
+    return {int(z) for atoms in read_frames(path) for z in atoms.numbers}
 
 
 # ---------------------------------------------------------------- training
