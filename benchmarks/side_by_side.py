@@ -246,6 +246,9 @@ def run_wave(arms: list[tuple[str, str]], files: dict, minutes: float, stress: b
         (work / name / "train_wall.json").write_text(json.dumps({"wall_s": wall, "rc": rc}))
 
 
+MACE_MODELS_WRITTEN = "Computing metrics for training"
+
+
 def rebuild_mace(name: str, spec: str, files: dict, stress: bool, work: Path) -> None:
     """Write MACE's .model from its best checkpoint without training further."""
     checkpoints = sorted((work / name / "checkpoints").glob("*_epoch-*.pt"),
@@ -254,9 +257,20 @@ def rebuild_mace(name: str, spec: str, files: dict, stress: bool, work: Path) ->
         raise RuntimeError(f"{name}: MACE saved no checkpoint within the budget")
     epoch = int(re.search(r"_epoch-(\d+)", checkpoints[-1].name).group(1))
     cmd = mace_command(name, spec, files, stress, work, epoch) + ["--restart_latest"]
-    with open(work / f"{name}_rebuild.log", "w") as log:
-        subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "2"})
+    log_path = work / f"{name}_rebuild.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        # the models are written before MACE's own train/valid metrics, which took 5-10 min on 450 molecules and
+        # are not used (the test files are evaluated below): stop it there
+        while process.poll() is None:
+            if MACE_MODELS_WRITTEN in log_path.read_text():
+                process.terminate()
+                process.wait()
+                break
+            time.sleep(2)
+    if process.returncode not in (0, -15):
+        raise RuntimeError(f"{name}: MACE's rebuild failed (rc {process.returncode}), see {log_path}")
+    model_path(name, spec, work)  # raises when no .model was written
     (work / name / "best_epoch.json").write_text(json.dumps({"best_epoch": epoch}))
 
 
