@@ -102,7 +102,7 @@ def write_split(dataset: str, work: Path, train_frames: int | None = None) -> di
     spec = DATASETS[dataset]
     data = work / "data"
     files = {"train": data / "train.xyz", "valid": data / "valid.xyz",
-             "tests": [data / Path(t).name for t in spec["tests"]]}
+             "tests": [data / test_copy_name(t) for t in spec["tests"]]}
     if spec["isolated"]:
         files["isolated"] = data / "isolated.xyz"
     stamp = {"dataset": dataset, "train_frames": train_frames}
@@ -130,6 +130,13 @@ def write_split(dataset: str, work: Path, train_frames: int | None = None) -> di
             a.info["config_type"] = "IsolatedAtom"
         _write_ref(files["isolated"], atoms, forces=False)
     return files
+
+
+def test_copy_name(source: str) -> str:
+    """Name of a test file's extxyz copy: its own name, or for ``SPLIT/nequip_npz.npz`` the split's (``test.xyz``),
+    since the copy is extxyz and readers go by the suffix."""
+    path = Path(source)
+    return f"{path.parent.name}.xyz" if path.suffix == ".npz" else path.name
 
 
 def read_frames(path: Path) -> list:
