@@ -40,6 +40,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -102,7 +103,7 @@ def write_split(dataset: str, work: Path, train_frames: int | None = None) -> di
     spec = DATASETS[dataset]
     data = work / "data"
     files = {"train": data / "train.xyz", "valid": data / "valid.xyz",
-             "tests": [data / test_copy_name(t) for t in spec["tests"]]}
+             "tests": [data / test_file_copy_name(t) for t in spec["tests"]]}
     if spec["isolated"]:
         files["isolated"] = data / "isolated.xyz"
     stamp = {"dataset": dataset, "train_frames": train_frames}
@@ -132,7 +133,7 @@ def write_split(dataset: str, work: Path, train_frames: int | None = None) -> di
     return files
 
 
-def test_copy_name(source: str) -> str:
+def test_file_copy_name(source: str) -> str:
     """Name of a test file's extxyz copy: its own name, or for ``SPLIT/nequip_npz.npz`` the split's (``test.xyz``),
     since the copy is extxyz and readers go by the suffix."""
     path = Path(source)
@@ -275,7 +276,7 @@ def rebuild_mace(name: str, spec: str, files: dict, stress: bool, work: Path) ->
                 process.wait()
                 break
             time.sleep(2)
-    if process.returncode not in (0, -15):
+    if process.returncode not in (0, -signal.SIGTERM):
         raise RuntimeError(f"{name}: MACE's rebuild failed (rc {process.returncode}), see {log_path}")
     model_path(name, spec, work)  # raises when no .model was written
     (work / name / "best_epoch.json").write_text(json.dumps({"best_epoch": epoch}))

@@ -93,6 +93,6 @@ def test_mace_gets_e0s_only_for_the_elements_of_its_training_data(tmp_path):
 
 def test_test_copies_are_named_for_the_extxyz_they_hold():
     # the .npz test files of MD17 are copied as extxyz: a copy named .npz could not be read back
-    assert sbs.test_copy_name("md17_original_egraffbench/naphthalene/test/nequip_npz.npz") == "test.xyz"
-    assert sbs.test_copy_name("3BPA/test_300K.xyz") == "test_300K.xyz"
+    assert sbs.test_file_copy_name("md17_original_egraffbench/naphthalene/test/nequip_npz.npz") == "test.xyz"
+    assert sbs.test_file_copy_name("3BPA/test_300K.xyz") == "test_300K.xyz"
     assert sbs.DATASETS["naphthalene"]["tests"][0].endswith(".npz")
