@@ -11,6 +11,10 @@ For every molecule and frame count, one ``side_by_side.py`` run on nested subset
 32x0e+32x1o at ``--mace-frames``; same budget, one thread each, two arms per wave.  The molecules
 offered are held out of the xTB pretraining set by formula (``hcno_xtb_data.py``).  Writes
 ``WORK/curves.json``, ``WORK/curves.md`` and ``WORK/curves.png``; finished runs are reused.
+
+Runs made by hand (``side_by_side.py ... --train-frames N``, arms trained in separate processes or
+sessions) are gathered instead with ``--collect DIR``: every ``DIR/*/results.json`` is grouped by data
+set and frame count, arms of the same point merged, and the curves written to ``--work``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,24 @@ def run_point(molecule: str, frames: int, arms: list[str], minutes: float, work:
         cmd += ["--arm", arm]
     subprocess.run(cmd, check=True)
     return json.loads((point / "results.json").read_text())
+
+
+def collect(root: Path) -> dict[str, dict[int, dict]]:
+    """{molecule: {frames: {"arms": ...}}} from every ``root/*/results.json``; arms of one point are merged
+    (an arm name met twice at one point is an error: which one to plot would be a guess)."""
+    results: dict = {}
+    for path in sorted(root.glob("*/results.json")):
+        res = json.loads(path.read_text())
+        if res["dataset"] not in MOLECULES or res.get("train_frames") is None:
+            continue
+        point = results.setdefault(res["dataset"], {}).setdefault(res["train_frames"], {"arms": {}})
+        for name, arm in res["arms"].items():
+            if name in point["arms"]:
+                raise SystemExit(f"{path}: arm {name!r} at {res['dataset']} {res['train_frames']} frames twice")
+            point["arms"][name] = arm
+    if not results:
+        raise SystemExit(f"no results.json of {', '.join(MOLECULES)} with --train-frames under {root}")
+    return results
 
 
 def curves(results: dict[str, dict[int, dict]]) -> dict:
@@ -79,13 +101,27 @@ def plot(data: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(data), figsize=(5 * len(data), 4), squeeze=False)
-    for ax, (molecule, arms) in zip(axes[0], data.items()):
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    columns = min(len(data), 2)
+    rows = -(-len(data) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(data):]:
+        ax.set_visible(False)
+    for ax, (molecule, arms) in zip(axes.flat, data.items()):
         for name, rows in arms.items():
             frames, forces = [r[0] for r in rows], [r[1] for r in rows]
             ax.plot(frames, forces, "s" if name.startswith("mace") else "o-", label=name)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        # plain numbers at the frame counts run, not 10^x labels
+        ax.set_xticks(sorted({f for rows in arms.values() for f, _, _ in rows}))
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(NullFormatter())
+        ax.set_yticks([t for t in (10, 15, 20, 30, 40, 60, 80, 100, 150, 200)
+                       if min(r[1] for rows in arms.values() for r in rows) / 1.3 < t
+                       < max(r[1] for rows in arms.values() for r in rows) * 1.3])
         ax.set_xlabel("training frames")
         ax.set_ylabel("test force RMSE (meV/Å)")
         ax.set_title(molecule)
@@ -99,17 +135,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--pretrained", action="append", required=True, help="NAME=MODEL (directory or .pt)")
-    parser.add_argument("--molecule", action="append", choices=MOLECULES, required=True)
+    parser.add_argument("--pretrained", action="append", default=[], help="NAME=MODEL (directory or .pt)")
+    parser.add_argument("--molecule", action="append", choices=MOLECULES, default=[])
+    parser.add_argument("--collect", type=Path, help="gather DIR/*/results.json instead of training")
     parser.add_argument("--frames", type=int, nargs="+", default=[25, 50, 100, 450])
     parser.add_argument("--mace-frames", type=int, nargs="*", default=[450])
     args = parser.parse_args()
-    pretrained = dict(p.split("=", 1) for p in args.pretrained)
-    results: dict = {}
-    for molecule in args.molecule:
-        for frames in args.frames:
-            arms = arms_for(frames, pretrained, args.mace_frames)
-            results.setdefault(molecule, {})[frames] = run_point(molecule, frames, arms, args.minutes, args.work)
+    if args.collect:
+        results = collect(args.collect)
+    elif not (args.pretrained and args.molecule):
+        parser.error("give --pretrained and --molecule to train, or --collect DIR to gather finished runs")
+    else:
+        pretrained = dict(p.split("=", 1) for p in args.pretrained)
+        results = {}
+        for molecule in args.molecule:
+            for frames in args.frames:
+                arms = arms_for(frames, pretrained, args.mace_frames)
+                results.setdefault(molecule, {})[frames] = run_point(molecule, frames, arms, args.minutes, args.work)
+    args.work.mkdir(parents=True, exist_ok=True)
     data = curves(results)
     (args.work / "curves.json").write_text(json.dumps(data, indent=1))
     text = table(data, args.minutes)
