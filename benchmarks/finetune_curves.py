@@ -104,8 +104,8 @@ def plot(data: dict, path: Path) -> None:
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     columns = min(len(data), 2)
-    rows = -(-len(data) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows), squeeze=False)
+    n_rows = -(-len(data) // columns)
+    fig, axes = plt.subplots(n_rows, columns, figsize=(5.5 * columns, 4 * n_rows), squeeze=False)
     for ax in axes.flat[len(data):]:
         ax.set_visible(False)
     for ax, (molecule, arms) in zip(axes.flat, data.items()):
@@ -119,9 +119,9 @@ def plot(data: dict, path: Path) -> None:
         for axis in (ax.xaxis, ax.yaxis):
             axis.set_major_formatter(ScalarFormatter())
             axis.set_minor_formatter(NullFormatter())
-        ax.set_yticks([t for t in (10, 15, 20, 30, 40, 60, 80, 100, 150, 200)
-                       if min(r[1] for rows in arms.values() for r in rows) / 1.3 < t
-                       < max(r[1] for rows in arms.values() for r in rows) * 1.3])
+        all_forces = [r[1] for rows in arms.values() for r in rows]
+        low, high = min(all_forces) / 1.3, max(all_forces) * 1.3
+        ax.set_yticks([t for t in (10, 15, 20, 30, 40, 60, 80, 100, 150, 200) if low < t < high])
         ax.set_xlabel("training frames")
         ax.set_ylabel("test force RMSE (meV/Å)")
         ax.set_title(molecule)
