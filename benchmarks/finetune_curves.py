@@ -108,10 +108,13 @@ def plot(data: dict, path: Path) -> None:
     fig, axes = plt.subplots(n_rows, columns, figsize=(5.5 * columns, 4 * n_rows), squeeze=False)
     for ax in axes.flat[len(data):]:
         ax.set_visible(False)
+    # one colour per arm across all panels, so "mace32" looks the same everywhere
+    arm_names = list(dict.fromkeys(name for arms in data.values() for name in arms))
+    colour = {name: f"C{i % 10}" for i, name in enumerate(arm_names)}
     for ax, (molecule, arms) in zip(axes.flat, data.items()):
         for name, rows in arms.items():
             frames, forces = [r[0] for r in rows], [r[1] for r in rows]
-            ax.plot(frames, forces, "s" if name.startswith("mace") else "o-", label=name)
+            ax.plot(frames, forces, "s" if name.startswith("mace") else "o-", color=colour[name], label=name)
         ax.set_xscale("log")
         ax.set_yscale("log")
         # plain numbers at the frame counts run, not 10^x labels
