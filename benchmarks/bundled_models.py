@@ -17,6 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
+from dens_calc.models import is_pretrained
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 ZUO = DATA / "zuo2020_mlearn" / "converted_extxyz"
@@ -39,11 +41,6 @@ def is_3bpa(name: str) -> bool:
 def zuo_element(name: str) -> str:
     """``si-zuo2020-small`` -> ``Si``."""
     return name.split("-")[0].capitalize()
-
-
-def is_pretrained(name: str) -> bool:
-    """A pretraining checkpoint (``hcno-xtb-pretrained``): a starting point for fine-tuning, with no DFT test set."""
-    return name.endswith("-pretrained")
 
 
 def test_files(name: str) -> list[Path]:

@@ -31,7 +31,7 @@ MACE_ARM = "mace32=mace:32:1"
 
 
 def arms_for(frames: int, pretrained: dict[str, str], mace_frames: list[int]) -> list[str]:
-    arms = ["scratch="] + [f"ft_{name}=from:{model}" for name, model in pretrained.items()]
+    arms = ["scratch=--init scratch"] + [f"ft_{name}=from:{model}" for name, model in pretrained.items()]
     return arms + ([MACE_ARM] if frames in mace_frames else [])
 
 

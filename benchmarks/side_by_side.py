@@ -6,7 +6,8 @@
 
 Every arm gets one thread (``OMP_NUM_THREADS=1``) and the same budget; arms of a wave start
 together (``--parallel`` arms per wave, default 2 = the cores of this machine).  ``name=FLAGS``
-is our ``dens-calc train`` with FLAGS after the common ones (default CLI settings otherwise);
+is our ``dens-calc train`` with FLAGS after the common ones (default CLI settings otherwise; since ``--init auto``
+became the default, molecules of H/C/N/O start from the bundled pretrain: ``--init scratch`` for a from-scratch arm);
 ``name=mace:C:L`` is ``mace_run_train`` with the peer scripts' settings (``../shared/peers/``)
 and hidden irreps C x 0e (+ C x 1o for L = 1), in its own venv (``bash ../shared/peers/setup.sh``).
 Our budget is ``--time-limit`` (the training loop; data loading comes before it), MACE's is a

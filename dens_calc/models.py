@@ -15,6 +15,12 @@ def bundled_models() -> dict[str, Path]:
     return {p.parent.name: p for p in sorted(MODELS_DIR.glob("*/model.pt"))}
 
 
+def is_pretrained(name: str) -> bool:
+    """A bundled pretraining checkpoint (``hcno-xtb-pretrained``): a starting point for fine-tuning, with no
+    DFT test set."""
+    return name.endswith("-pretrained")
+
+
 def bundled_model_path(name: str) -> Path | None:
     return bundled_models().get(name)
 

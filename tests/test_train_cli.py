@@ -109,7 +109,7 @@ def test_help_shows_the_defaults_training_uses():
     train_help = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["train", "--help"]).output
     assert f"[{ModelConfig.num_channels}]" in shown(train_help, "--channels")
     assert "[conservative]" in shown(train_help, "--forces")
-    assert f"[{TrainConfig.lr}]" in shown(train_help, "--lr")
+    assert f"Default: {TrainConfig.lr} from scratch, 0.003 from a pretrained model" in shown(train_help, "--lr")
     assert "[mse]" in shown(train_help, "--loss")
     finetune_help = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["finetune", "--help"]).output
     assert "[0.003]" in shown(finetune_help, "--lr")
