@@ -234,7 +234,7 @@ def _config_or_fail(params: dict, base: dict, architecture: bool = True):
 @_add_options(TRAIN_COMMON + ARCH)
 @one_line_errors
 def train_cmd(**params):
-    """Train a conservative DeNS potential (energy, forces, stress: MD, relaxations, phonons).
+    """Train a potential: conservative forces and stress by default (MD, relaxations, phonons), DeNS with --dens.
 
     Molecules of H, C, N, O start from the bundled pretrained model (--init auto): at equal training time on DFT
     data of held-out molecules that lowered the test force error by 16-57 % (benchmarks/README.md).
@@ -260,12 +260,22 @@ def train_cmd(**params):
     _run(config, stop_after=params["stop_after"], announce=f"model starts from {start.model or 'scratch'}: {start.reason}")
 
 
+def _config_file_architecture(path: str | None) -> dict:
+    """The ``model:`` section of a --config file (architecture keys), {} without one."""
+    import yaml
+
+    if not path:
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    return data.get("model") or {} if isinstance(data, dict) else {}
+
+
 def _start(params: dict):
     """The --init decision; an explicit model with architecture options is a contradiction."""
     from dens_calc.data import DataError
     from dens_calc.train.pretrained import AUTO, SCRATCH, resolve_init
 
-    architecture_given = bool(_overrides(params, ARCH))
+    architecture_given = bool(_overrides(params, ARCH)) or bool(_config_file_architecture(params.get("config")))
     if architecture_given and params["init"] not in (AUTO, SCRATCH):
         raise click.UsageError(f"--init {params['init']} fixes the architecture: drop the architecture options "
                                f"({', '.join(flag for flag, *_ in ARCH if params.get(_param_name(flag)) is not None)})")

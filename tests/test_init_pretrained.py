@@ -94,3 +94,13 @@ def test_train_cli_scratch_and_architecture_options(tmp_path, molecule_file):
     clash = CliRunner().invoke(main, ["train", "--train", str(molecule_file), "--out", str(tmp_path / "x"),
                                       "--init", PRETRAINED, "--channels", "8"])
     assert clash.exit_code == 2 and "--channels" in clash.output
+
+
+def test_architecture_in_a_config_file_implies_scratch(tmp_path, molecule_file):
+    (tmp_path / "c.yaml").write_text("model:\n  num_channels: 8\n  r_max: 3.0\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--train", str(molecule_file), "--out", str(out), "--config",
+                                       str(tmp_path / "c.yaml"), *COMMON])
+    assert result.exit_code == 0, result.output
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["from_model"] is None and cfg["model"]["num_channels"] == 8
