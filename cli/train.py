@@ -282,7 +282,8 @@ def _start(params: dict):
     if not Path(params["train"]).is_file():
         raise click.ClickException(f"training file not found: {params['train']}")
     try:
-        return resolve_init(params["init"], params["train"], architecture_given=architecture_given)
+        return resolve_init(params["init"], params["train"], architecture_given=architecture_given,
+                            valid_file=params.get("valid"))
     except (OSError, ValueError, DataError) as exc:
         raise click.ClickException(f"cannot read {params['train']}: {exc}") from exc
 

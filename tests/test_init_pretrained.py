@@ -62,6 +62,8 @@ def test_explicit_choices_win(tmp_path):
     assert resolve_init(AUTO, path, architecture_given=True).model is None
     assert resolve_init("my/model", path, architecture_given=False).model == "my/model"
     assert resolve_init(AUTO, path, architecture_given=False).model == PRETRAINED
+    write(str(tmp_path / "v.xyz"), [molecule("CH3SH")])  # the validation file's elements count too
+    assert resolve_init(AUTO, path, architecture_given=False, valid_file=tmp_path / "v.xyz").model is None
 
 
 @pytest.fixture(scope="module")

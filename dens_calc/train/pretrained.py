@@ -57,8 +57,12 @@ def choose_start(frames) -> Start:
     return Start(name, f"the data are molecules of {symbols(present)}, which {name} covers")
 
 
-def resolve_init(init: str, train_file: str | Path, *, architecture_given: bool) -> Start:
-    """``--init`` of ``dens-calc train``: ``auto``, ``scratch`` or a checkpoint / bundled model name."""
+def resolve_init(init: str, train_file: str | Path, *, architecture_given: bool,
+                 valid_file: str | Path | None = None) -> Start:
+    """``--init`` of ``dens-calc train``: ``auto``, ``scratch`` or a checkpoint / bundled model name.
+
+    ``auto`` decides on the training and validation frames together (the model must know both's elements).
+    """
     if init == SCRATCH:
         return Start(None, "--init scratch")
     if init != AUTO:
@@ -67,4 +71,5 @@ def resolve_init(init: str, train_file: str | Path, *, architecture_given: bool)
         return Start(None, "architecture options were given (a pretrained model fixes the architecture)")
     import ase.io
 
-    return choose_start(ase.io.read(str(train_file), ":"))
+    frames = [a for path in (train_file, valid_file) if path for a in ase.io.read(str(path), ":")]
+    return choose_start(frames)
