@@ -272,20 +272,15 @@ def _config_file_architecture(path: str | None) -> dict:
 
 def _start(params: dict):
     """The --init decision; an explicit model with architecture options is a contradiction."""
-    from dens_calc.data import DataError
     from dens_calc.train.pretrained import AUTO, SCRATCH, resolve_init
 
-    architecture_given = bool(_overrides(params, ARCH)) or bool(_config_file_architecture(params.get("config")))
-    if architecture_given and params["init"] not in (AUTO, SCRATCH):
-        raise click.UsageError(f"--init {params['init']} fixes the architecture: drop the architecture options "
-                               f"({', '.join(flag for flag, *_ in ARCH if params.get(_param_name(flag)) is not None)})")
-    if not Path(params["train"]).is_file():
-        raise click.ClickException(f"training file not found: {params['train']}")
-    try:
-        return resolve_init(params["init"], params["train"], architecture_given=architecture_given,
-                            valid_file=params.get("valid"))
-    except (OSError, ValueError, DataError) as exc:
-        raise click.ClickException(f"cannot read {params['train']}: {exc}") from exc
+    flags = [flag.split("/")[0] for flag, *_ in ARCH if params.get(_param_name(flag)) is not None]
+    in_file = _config_file_architecture(params.get("config"))
+    if (flags or in_file) and params["init"] not in (AUTO, SCRATCH):
+        given = flags + ([f"model: in {params['config']}"] if in_file else [])
+        raise click.UsageError(f"--init {params['init']} fixes the architecture: drop {', '.join(given)}")
+    return resolve_init(params["init"], params["train"], architecture_given=bool(flags or in_file),
+                        valid_file=params.get("valid"))
 
 
 @click.command("finetune")

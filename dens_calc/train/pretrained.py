@@ -71,5 +71,8 @@ def resolve_init(init: str, train_file: str | Path, *, architecture_given: bool,
         return Start(None, "architecture options were given (a pretrained model fixes the architecture)")
     import ase.io
 
-    frames = [a for path in (train_file, valid_file) if path for a in ase.io.read(str(path), ":")]
+    try:
+        frames = [a for path in (train_file, valid_file) if path for a in ase.io.read(str(path), ":")]
+    except Exception as exc:  # noqa: BLE001 -- reading the data for training reports the problem properly
+        return Start(None, f"the data could not be read ({type(exc).__name__})")
     return choose_start(frames)
