@@ -71,7 +71,8 @@ def test_finetune_curves_table_reports_each_arm_against_scratch():
     text = fc.table(data, 10)
     assert "50: -50 %, 450: -10 %" in text
     assert "| mace32 | – | 25.0 / 10.0 |" in text
-    assert fc.arms_for(50, {"a": "m"}, [450]) == ["scratch=", "ft_a=from:m"]
+    # since `dens-calc train --init auto`, a scratch arm of a molecule must ask for scratch
+    assert fc.arms_for(50, {"a": "m"}, [450]) == ["scratch=--init scratch", "ft_a=from:m"]
 
 
 def test_mace_gets_e0s_only_for_the_elements_of_its_training_data(tmp_path):
