@@ -3,21 +3,18 @@
 ``dens-calc train --init auto`` (the default) starts molecular data whose elements a bundled pretrained model
 covers from that model, as ``dens-calc finetune`` does.  Measured at equal wall-clock time on DFT data of molecules
 held out of the pretraining set (benchmarks/README.md, "Fine-tuning from the continued xTB pretrain" and "Starting
-from the pretrain by default"): the test force RMSE was 16-57 % below training from scratch at every point from 25
-to 950 frames.  The pretraining data are gas-phase molecules, so periodic data start from scratch: nothing was
+from the pretrain by default"): the test force RMSE was 16-57 % below training from scratch at every point measured,
+25 to 950 frames (the 950-frame point against a from-scratch run of an earlier session).  The pretraining data are gas-phase molecules, so periodic data start from scratch: nothing was
 measured there.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.elements import symbols
 from ..models import bundled_model_info, bundled_models, is_pretrained
-
-log = logging.getLogger(__name__)
 
 AUTO = "auto"
 SCRATCH = "scratch"
