@@ -4,8 +4,8 @@
 covers from that model, as ``dens-calc finetune`` does.  Measured at equal wall-clock time on DFT data of molecules
 held out of the pretraining set (benchmarks/README.md, "Fine-tuning from the continued xTB pretrain" and "Starting
 from the pretrain by default"): the test force RMSE was 16-57 % below training from scratch at every point measured,
-25 to 950 frames (the 950-frame point against a from-scratch run of an earlier session).  The pretraining data are gas-phase molecules, so periodic data start from scratch: nothing was
-measured there.
+25 to 950 frames (the 950-frame point against a from-scratch run of an earlier session).  The pretraining data are
+gas-phase molecules, so periodic data start from scratch: nothing was measured there.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..data.elements import symbols
 from ..models import bundled_model_info, bundled_models, is_pretrained
+from .data import is_isolated_atom
 
 AUTO = "auto"
 SCRATCH = "scratch"
@@ -41,7 +42,7 @@ def choose_start(frames) -> Start:
     pretraining data's kind) and the model knows all the frames' elements; of several, the one with the fewest
     elements (the most specialised).
     """
-    structures = [a for a in frames if len(a) > 1 or a.pbc.any()]
+    structures = [a for a in frames if not is_isolated_atom(a)]
     if not structures:
         return Start(None, "no structures with more than one atom")
     present = {int(z) for a in frames for z in a.numbers}
