@@ -3,6 +3,7 @@
 
     peer_mace_side.py eval MODEL TEST.xyz [TEST.xyz ...]        # float64, E/F(/S) errors
     peer_mace_side.py time MODEL STRUCTURE.xyz --dtype float32  # median ms per E+F(+S) call
+    peer_mace_side.py forces MODEL FRAMES.xyz OUT.npy           # float64 forces of every atom, stacked
 
 Errors are computed exactly as ``dens_calc.train.evaluate.metrics`` does (meV, meV/atom, meV/Å per
 component, meV/Å³ per Voigt component; stress in ASE's sign convention).  Prints one
@@ -66,6 +67,19 @@ def evaluate(model: str, path: str) -> dict:
     return {"file": path, "structures": len(frames), "metrics": out}
 
 
+def save_forces(model: str, path: str, out: str) -> dict:
+    import ase.io
+
+    calc = calculator(model, "float64")
+    forces = []
+    for atoms in ase.io.read(path, ":"):
+        work = atoms.copy()
+        work.calc = calc
+        forces.append(work.get_forces())
+    np.save(out, np.concatenate(forces))
+    return {"file": path, "out": out, "atoms": int(sum(len(f) for f in forces))}
+
+
 def time_calls(model: str, structure: str, dtype: str, calls: int) -> dict:
     import ase.io
     import torch
@@ -90,9 +104,15 @@ def main() -> None:
     tm.add_argument("structure")
     tm.add_argument("--dtype", default="float32")
     tm.add_argument("--calls", type=int, default=30)
+    fo = sub.add_parser("forces")
+    fo.add_argument("model")
+    fo.add_argument("frames")
+    fo.add_argument("out")
     args = parser.parse_args()
     if args.command == "eval":
         result = [evaluate(args.model, path) for path in args.tests]
+    elif args.command == "forces":
+        result = save_forces(args.model, args.frames, args.out)
     else:
         result = time_calls(args.model, args.structure, args.dtype, args.calls)
     print("RESULT " + json.dumps(result))
