@@ -79,6 +79,10 @@ for _element, _n_valid, _stress in [("Ge", 23, True), ("Mo", 19, True), ("Li", 2
     DATASETS[_element.lower()] = dict(train=f"zuo2020_mlearn/converted_extxyz/{_element}_train.xyz", use=None,
                                       n_valid=_n_valid, tests=[f"zuo2020_mlearn/converted_extxyz/{_element}_test.xyz"],
                                       isolated=None, stress=_stress)
+# issue #18: one model of all six Zuo elements, on the union of the per-element splits above (the same training,
+# validation and test frames as each per-element model), so its errors compare element by element
+ZUO_ELEMENTS = ("si", "ge", "mo", "li", "cu", "ni")
+DATASETS["zuo6"] = dict(parts=ZUO_ELEMENTS, isolated=None, stress=True)
 # the peer scripts' settings: molecules as train_mace_3bpa.sh, periodic cells with stress as train_mace_cu.sh
 MACE_COMMON = ["--model=MACE", "--max_ell=3", "--correlation=3", "--num_interactions=2", "--r_max=5.0",
                "--num_radial_basis=8", "--num_cutoff_basis=5", "--MLP_irreps=16x0e", "--batch_size=5",
@@ -102,6 +106,8 @@ def write_split(dataset: str, work: Path, train_frames: int | None = None) -> di
     import ase.io
 
     spec = DATASETS[dataset]
+    if "parts" in spec:
+        return _write_union_split(dataset, spec["parts"], work, train_frames)
     data = work / "data"
     files = {"train": data / "train.xyz", "valid": data / "valid.xyz",
              "tests": [data / test_file_copy_name(t) for t in spec["tests"]]}
@@ -131,6 +137,21 @@ def write_split(dataset: str, work: Path, train_frames: int | None = None) -> di
         for a in atoms:
             a.info["config_type"] = "IsolatedAtom"
         _write_ref(files["isolated"], atoms, forces=False)
+    return files
+
+
+def _write_union_split(dataset: str, parts: tuple[str, ...], work: Path, train_frames: int | None) -> dict:
+    """Each part's own split under WORK/data/PART, concatenated into WORK/data/{train,valid}.xyz."""
+    if train_frames is not None:
+        raise SystemExit(f"--train-frames is not supported for {dataset}")
+    data = work / "data"
+    part_files = [write_split(part, data / part) for part in parts]
+    files = {"train": data / "train.xyz", "valid": data / "valid.xyz",
+             "tests": [test for part in part_files for test in part["tests"]]}
+    if not files["train"].exists():
+        for key in ("train", "valid"):
+            text = "".join(part[key].read_text() for part in part_files)
+            files[key].write_text(text)
     return files
 
 
