@@ -4,8 +4,8 @@
     python benchmarks/shared_error.py --ours runs/si_w1/ours/model.pt --mace runs/si_w3/mace32/mace32.model \\
         runs/si_w1/data/Si_test.xyz runs/si_w1/data/train.xyz --json results/si_shared_error.json
 
-For each file it prints, overall and per ``config_type``, both models' force RMSE, the RMSE of their average
-and the correlation of their error components.  Two models this different (SO(2)/MACE, other loss, other
+For each file it prints, overall and per ``config_type`` (and MD temperature), both models' force RMSE, the RMSE of their average,
+the correlation of their error components and the RMS of the force labels.  Two models this different (SO(2)/MACE, other loss, other
 optimiser) that miss the labels in the same direction point at what the data do not determine (too few
 frames of a kind, labels a 5 Å local model cannot represent), not at either model's capacity: an architecture
 change then cannot remove the shared part.  The MACE forces are computed in the peers' venv
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,12 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from side_by_side import MACE_VENV, PEER_SCRIPT, _result_line  # noqa: E402
 
 
+def group_of(atoms) -> str:
+    """``config_type``, with the MD temperature of the description when it gives one ("AIMD-NVT 2530 K")."""
+    group = str(atoms.info.get("config_type", "all"))
+    temperature = re.search(r"(\d+) ?K\b", str(atoms.info.get("description", "")))
+    return f"{group} {temperature.group(1)} K" if temperature else group
+
+
 def reference_forces(frames) -> tuple[np.ndarray, np.ndarray]:
     forces, groups = [], []
     for atoms in frames:
         ref = atoms.arrays.get("REF_forces")
         forces.append(atoms.get_forces() if ref is None else ref)
-        groups += [str(atoms.info.get("config_type", "all"))] * len(atoms)
+        groups += [group_of(atoms)] * len(atoms)
     return np.concatenate(forces), np.array(groups)
 
 
@@ -67,7 +75,7 @@ def compare(ours: np.ndarray, mace: np.ndarray, ref: np.ndarray) -> dict:
     corr = float(np.corrcoef(e_ours.ravel(), e_mace.ravel())[0, 1]) if both.std() > 0 else float("nan")
     return {"atoms": int(len(ref)), "ours_rmse": rmse(e_ours), "mace_rmse": rmse(e_mace),
             "average_rmse": rmse(0.5 * (e_ours + e_mace)), "ours_minus_mace_rmse": rmse(ours - mace),
-            "error_correlation": corr}
+            "error_correlation": corr, "label_rms": rmse(ref)}
 
 
 def analyse(ours_model: str, mace_model: str, path: str) -> dict:
@@ -77,7 +85,7 @@ def analyse(ours_model: str, mace_model: str, path: str) -> dict:
     ref, groups = reference_forces(frames)
     ours, mace = our_forces(ours_model, frames), mace_forces(mace_model, path)
     result = {"file": path, "all": compare(ours, mace, ref)}
-    for group in sorted(set(groups)):
+    for group in sorted(set(groups), key=lambda g: (g.split()[0], int(g.split()[1]) if len(g.split()) > 1 else 0)):
         mask = groups == group
         result[group] = compare(ours[mask], mace[mask], ref[mask])
     return result
@@ -96,11 +104,11 @@ def main() -> None:
         result = analyse(args.ours, args.mace, path)
         results.append(result)
         print(f"{path} (meV/Å, {torch_threads} thread)")
-        print(f"  {'group':10s} {'atoms':>6s} {'ours':>7s} {'MACE':>7s} {'average':>8s} {'corr':>5s}")
+        print(f"  {'group':18s} {'atoms':>6s} {'ours':>7s} {'MACE':>7s} {'average':>8s} {'corr':>5s} {'|F| RMS':>8s}")
         for group, row in result.items():
             if group != "file":
-                print(f"  {group:10s} {row['atoms']:6d} {row['ours_rmse']:7.1f} {row['mace_rmse']:7.1f} "
-                      f"{row['average_rmse']:8.1f} {row['error_correlation']:5.2f}")
+                print(f"  {group:18s} {row['atoms']:6d} {row['ours_rmse']:7.1f} {row['mace_rmse']:7.1f} "
+                      f"{row['average_rmse']:8.1f} {row['error_correlation']:5.2f} {row['label_rms']:8.1f}")
     if args.json:
         args.json.write_text(json.dumps({"ours": args.ours, "mace": args.mace, "results": results}, indent=1))
 
