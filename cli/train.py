@@ -325,7 +325,8 @@ def finetune_cmd(**params):
 @click.option("--stress-key", help="atoms.info key of the stress label.")
 @one_line_errors
 def eval_cmd(files, model, plot_dir, as_json, batch_size, device, dtype, energy_key, forces_key, stress_key):
-    """MAE/RMSE of a model on labelled FILES: E (meV/atom, meV), F (meV/Å per component), stress (meV/Å³)."""
+    """MAE/RMSE of a model on labelled FILES: E (meV/atom, meV), F (meV/Å per component), stress (meV/Å³);
+    per atoms.info["config_type"] too when a file has several."""
     from dens_calc.checkpoint import CheckpointError
     from dens_calc.data import DataError, LabelKeys
     from dens_calc.train import evaluate_file, format_table

@@ -113,3 +113,24 @@ def test_help_shows_the_defaults_training_uses():
     assert "[mse]" in shown(train_help, "--loss")
     finetune_help = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["finetune", "--help"]).output
     assert "[0.003]" in shown(finetune_help, "--lr")
+
+
+def test_eval_breaks_errors_down_by_config_type(tmp_path, trained_dir, data):
+    """Per-group errors add up to the whole: each group's force MSE, weighted by its size, gives the total's."""
+    import ase.io
+
+    frames = ase.io.read(data, ":")
+    for i, atoms in enumerate(frames):
+        atoms.info["config_type"] = "bulk" if i < 5 else "surface"
+    ase.io.write(tmp_path / "typed.xyz", frames)
+    result = CliRunner().invoke(main, ["eval", "--model", str(trained_dir), str(tmp_path / "typed.xyz"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    groups = report["by_config_type"]
+    assert {name: g["structures"] for name, g in groups.items()} == {"bulk": 5, "surface": 3}
+    weighted = sum(g["metrics"]["forces"]["rmse"] ** 2 * g["metrics"]["forces"]["count"] for g in groups.values())
+    assert weighted / report["metrics"]["forces"]["count"] == pytest.approx(report["metrics"]["forces"]["rmse"] ** 2)
+    table = CliRunner().invoke(main, ["eval", "--model", str(trained_dir), str(tmp_path / "typed.xyz")])
+    assert table.exit_code == 0 and "by config_type" in table.output and "surface" in table.output
+    single = json.loads(CliRunner().invoke(main, ["eval", "--model", str(trained_dir), str(data), "--json"]).output)
+    assert "by_config_type" not in single

@@ -50,6 +50,21 @@ def metrics(pairs: dict) -> dict:
     return out
 
 
+def by_config_type(frames, labels, results) -> dict:
+    """Metrics per ``atoms.info["config_type"]`` when the file has more than one (e.g. bulk, surface, AIMD):
+    a data set's total error is often one group's, and that is what a user must know before trusting a model."""
+    members: dict[str, list[int]] = {}
+    for i, atoms in enumerate(frames):
+        members.setdefault(str(atoms.info.get("config_type", "(none)")), []).append(i)
+    if len(members) < 2:
+        return {}
+    out = {}
+    for name, idx in members.items():
+        pairs = collect([frames[i] for i in idx], [labels[i] for i in idx], [results[i] for i in idx])
+        out[name] = {"structures": len(idx), "atoms": int(sum(len(frames[i]) for i in idx)), "metrics": metrics(pairs)}
+    return out
+
+
 def evaluate_file(model, path: str | Path, *, keys: LabelKeys | None = None, batch_size: int = 16,
                   device: str = "auto", dtype: str = "float64", plot_dir: str | Path | None = None) -> dict:
     """Metrics of ``model`` (checkpoint path, bundled name or built model) on the structures in ``path``.
@@ -66,6 +81,9 @@ def evaluate_file(model, path: str | Path, *, keys: LabelKeys | None = None, bat
     pairs = collect(frames, labels, results)
     out = {"file": str(path), "structures": len(frames), "atoms": int(sum(len(a) for a in frames)),
            "forces_mode": calc.force_mode, "metrics": metrics(pairs)}
+    groups = by_config_type(frames, labels, results)
+    if groups:
+        out["by_config_type"] = groups
     if plot_dir is not None:
         out["plots"] = [str(p) for p in parity_plots(pairs, plot_dir)]
     return out
@@ -102,4 +120,13 @@ def format_table(result: dict) -> str:
              f"{'quantity':<18}{'MAE':>12}{'RMSE':>12}  unit"]
     for name, m in result["metrics"].items():
         lines.append(f"{name:<18}{m['mae']:>12.4f}{m['rmse']:>12.4f}  {m['unit']}")
+    groups = result.get("by_config_type")
+    if groups:
+        lines += ["by config_type: E MAE (meV/atom), F MAE and RMSE (meV/Å)",
+                  f"{'config_type':<18}{'structures':>11}{'E MAE':>10}{'F MAE':>10}{'F RMSE':>10}"]
+        for name, group in groups.items():
+            m = group["metrics"]
+            cells = [m[k][stat] if k in m else float("nan")
+                     for k, stat in (("energy_per_atom", "mae"), ("forces", "mae"), ("forces", "rmse"))]
+            lines.append(f"{name:<18}{group['structures']:>11}" + "".join(f"{c:>10.3f}" for c in cells))
     return "\n".join(lines)
