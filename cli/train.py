@@ -39,6 +39,8 @@ COMMON = [
     ("--forces-weight", "forces_weight", "λ_F, weight of the force error."),
     ("--stress-weight", "stress_weight", "Weight of the stress (virial per atom) error; > 0 needs stress labels. "
                                          "Default: 1 when the training data have stress labels, else 0."),
+    ("--config-type-weights", "config_type_weights", "Loss weight per atoms.info['config_type'], e.g. "
+                                                   "'Surface=5,Vacancy=2' (others 1; default: none)."),
     ("--late-start", "late_start", "Fraction of training after which the late stage (--late-energy-factor) starts."),
     ("--late-energy-factor", "late_energy_factor", "Energy weight multiplier in the late stage (1: no late stage)."),
     ("--late-ramp", "late_ramp", "Fraction of training over which the late energy multiplier is reached "

@@ -207,3 +207,44 @@ def test_new_models_get_the_cubic_term_and_old_checkpoints_load_without_it():
     assert architecture(TrainConfig(model={"correlation": 2}))["correlation"] == 2
     # a saved config without the key (trained before the cubic term existed) means correlation 2
     assert ModelConfig.from_dict({"species": [1], "atomic_energies": [0.0]}).correlation == 2
+
+
+def test_config_type_weights_parse_from_text_or_mapping_and_reject_bad_values():
+    assert TrainConfig(config_type_weights="Surface=5, Vacancy=0.5").config_type_weights == {"Surface": 5.0,
+                                                                                             "Vacancy": 0.5}
+    assert TrainConfig(config_type_weights={"Surface": 2}).config_type_weights == {"Surface": 2.0}
+    assert TrainConfig().config_type_weights == {}
+    for bad in ("Surface", "Surface=x", "Surface=-1", "=2"):
+        with pytest.raises(ConfigError, match="config_type_weights"):
+            TrainConfig(config_type_weights=bad)
+
+
+def test_config_type_weight_multiplies_every_loss_term_of_its_structures():
+    """Weight w on one structure of a batch scales exactly its energy, force and stress contributions."""
+    from dens_calc.data import atoms_to_graph, collate, extract_labels
+    from dens_calc.nn.model import evaluate
+    from dens_calc.testing import tiny_model
+    from dens_calc.train.loss import loss_terms
+    from train_helpers import emt_frames
+
+    frames = emt_frames(3, seed=5)
+    model = tiny_model(species=(29,), channels=8, l_max=1, r_max=3.0)
+
+    def terms(weights):
+        graphs = [atoms_to_graph(a, [29], 3.0, dtype=torch.float64, labels={**extract_labels(a)[0], "weight": w})
+                  for a, w in zip(frames, weights)]
+        batch = collate(graphs)
+        pred = evaluate(model, batch, compute_forces=True, compute_stress=True, training=True)
+        return loss_terms(pred, batch, LossWeights(stress=1.0))
+
+    ones, only_first, tripled_first = terms([1, 1, 1]), terms([1, 0, 0]), terms([3, 1, 1])
+    for key in ("energy", "forces", "stress"):
+        first = only_first[key].item()
+        assert 0 < first < ones[key].item()
+        assert tripled_first[key].item() == pytest.approx(ones[key].item() + 2 * first, rel=1e-9)
+
+
+def test_training_warns_about_config_types_no_structure_has(tmp_path, data, caplog):
+    with caplog.at_level(logging.WARNING):
+        train(tiny_config(tmp_path / "run", data, max_epochs=1, config_type_weights="Surfce=5"))
+    assert "no structure has config_type Surfce" in caplog.text

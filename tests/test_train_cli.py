@@ -37,11 +37,12 @@ def test_config_file_and_flags_override(tmp_path, data):
     (tmp_path / "c.yaml").write_text("max_epochs: 1\nforces: conservative\ndens:\n  p: 0.9\n  ratio: 0.5\n")
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", "--train", str(data), "--out", str(out), "--config",
-                                       str(tmp_path / "c.yaml"), "--dens-p", "0.3", "--pair-repulsion", *TINY])
+                                       str(tmp_path / "c.yaml"), "--dens-p", "0.3", "--pair-repulsion",
+                                       "--config-type-weights", "bulk=2", *TINY])
     assert result.exit_code == 0, result.output
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["forces"] == "conservative" and cfg["dens"]["p"] == 0.3 and cfg["dens"]["ratio"] == 0.5
-    assert cfg["model"]["pair_repulsion"] is True
+    assert cfg["model"]["pair_repulsion"] is True and cfg["config_type_weights"] == {"bulk": 2.0}
     assert json.loads((out / "config.json").read_text())["model_config"]["pair_repulsion"] is True
 
 

@@ -49,7 +49,8 @@ def atoms_to_graph(
     """Build one graph: positions, species indices, edges with cell shifts, cell, and labels.
 
     ``labels`` may hold ``energy`` (float), ``forces`` [N, 3], ``stress`` [3, 3] (or Voigt 6),
-    ``fixed`` [N] bool; missing labels are left out and the graph records which are present.
+    ``fixed`` [N] bool, ``weight`` (float, of the structure's loss terms; default 1); missing labels are left
+    out and the graph records which are present.
     """
     validate_atoms(atoms, species)
     edge_index, shifts = neighbor_list(atoms, r_max)
@@ -88,6 +89,7 @@ def _attach_labels(data: Data, labels: dict, n: int, dtype: torch.dtype) -> None
     has["stress"] = s is not None
     fixed = labels.get("fixed")
     data.fixed = torch.tensor(fixed if fixed is not None else np.zeros(n, bool), dtype=torch.bool)
+    data.weight = torch.tensor([float(labels.get("weight", 1.0))], dtype=dtype)  # of all its loss terms
     for key, present in has.items():
         setattr(data, f"has_{key}", torch.tensor([present]))
 
@@ -95,7 +97,7 @@ def _attach_labels(data: Data, labels: dict, n: int, dtype: torch.dtype) -> None
 # attributes that batch by plain concatenation along dim 0 (per-node, per-edge and per-structure
 # tensors alike); edge_index also needs the node offsets
 _CONCAT_KEYS = {"pos", "species", "numbers", "forces", "fixed", "shifts", "cell", "pbc", "energy", "stress",
-                "has_energy", "has_forces", "has_stress"}
+                "weight", "has_energy", "has_forces", "has_stress"}
 
 
 def collate(graphs: Sequence[Data]) -> Batch:

@@ -108,6 +108,10 @@ class TrainConfig:
     energy_weight: float = 1.0
     forces_weight: float = 10.0
     stress_weight: float | None = None  # None: DEFAULT_STRESS_WEIGHT if the training data have stress labels, else 0
+    # every loss term of a structure multiplied by the weight of its atoms.info["config_type"] (others: 1);
+    # as MACE's config_type_weights: rare kinds of structure (surfaces among bulk AIMD) get a say in the fit.
+    # A mapping, or "Surface=5,Vacancy=2" from the command line.
+    config_type_weights: Any = field(default_factory=dict)
     # late stage (MACE's SWA stage): from this fraction of training on, the energy weight is
     # multiplied by ``late_energy_factor`` (1: off), reached geometrically over ``late_ramp`` of
     # training (0: at once; an abrupt x100 throws the force fit back for several epochs)
@@ -157,6 +161,7 @@ class TrainConfig:
         _check_choice("scheduler", self.scheduler, Scheduler)
         _check_choice("loss", self.loss, LossKind)
         _check_choice("optimizer", self.optimizer, Optimizer)
+        self.config_type_weights = parse_config_type_weights(self.config_type_weights)
         if not 0.0 <= self.late_start <= 1.0 or self.late_energy_factor <= 0 or not 0.0 <= self.late_ramp <= 1.0:
             raise ConfigError("need 0 <= late_start <= 1, late_energy_factor > 0 and 0 <= late_ramp <= 1")
         if self.time_limit is not None and self.time_limit <= 0:
@@ -223,6 +228,31 @@ class TrainConfig:
         data.update({k: v for k, v in overrides.items() if v is not None})
         data["dens"].update({k: v for k, v in dens.items() if v is not None})
         return TrainConfig.from_dict(data)
+
+
+def parse_config_type_weights(value) -> dict[str, float]:
+    """``{"Surface": 5.0}`` from a mapping or from ``"Surface=5,Vacancy=2"``; weights must be >= 0."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        pairs = {}
+        for item in value.split(","):
+            name, sep, weight = item.partition("=")
+            if not sep or not name.strip():
+                raise ConfigError(f"config_type_weights: expected NAME=WEIGHT[,NAME=WEIGHT...], got {value!r}")
+            pairs[name.strip()] = weight.strip()
+        value = pairs
+    if not isinstance(value, dict):
+        raise ConfigError(f"config_type_weights: expected a mapping, got {type(value).__name__}")
+    out = {}
+    for name, weight in value.items():
+        try:
+            out[str(name)] = float(weight)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config_type_weights: weight of {name!r} is not a number: {weight!r}") from None
+        if not out[str(name)] >= 0.0:
+            raise ConfigError(f"config_type_weights: weight of {name!r} must be >= 0, got {weight!r}")
+    return out
 
 
 def _checked(data: dict, cls, where: str) -> dict:

@@ -167,14 +167,31 @@ def normalisation(train: LabelledSet, e0s: dict[int, float]) -> tuple[float, flo
     return scale, shift
 
 
-def build_graphs(data: LabelledSet, species: list[int], cutoff: float, dtype: torch.dtype) -> list:
+def build_graphs(data: LabelledSet, species: list[int], cutoff: float, dtype: torch.dtype,
+                 config_type_weights: dict[str, float] | None = None) -> list:
+    """Labelled graphs; a structure whose ``config_type`` is in ``config_type_weights`` gets that loss weight."""
+    weights = config_type_weights or {}
     graphs = []
     for idx, (atoms, labels) in enumerate(zip(data.frames, data.labels)):
+        config_type = atoms.info.get("config_type")
+        if config_type is not None and str(config_type) in weights:
+            labels = {**labels, "weight": weights[str(config_type)]}
         try:
             graphs.append(atoms_to_graph(atoms, species, cutoff, dtype=dtype, labels=labels))
         except ValueError as exc:
             raise DataError(f"{data.source}, frame {data.frame_number(idx)}: {exc}") from exc
     return graphs
+
+
+def check_config_types(weights: dict[str, float], *sets: LabelledSet) -> None:
+    """Warn about weighted config types that no structure has (a typo would silently weight nothing)."""
+    present = {str(a.info["config_type"]) for data in sets for a in data.frames if "config_type" in a.info}
+    missing = sorted(set(weights) - present)
+    if missing:
+        log.warning("config_type_weights: no structure has config_type %s (present: %s)",
+                    ", ".join(missing), ", ".join(sorted(present)) or "none")
+    elif weights:
+        log.info("config_type_weights: %s", ", ".join(f"{k} x{v:g}" for k, v in weights.items()))
 
 
 def average_neighbors(graphs: list, r_max: float) -> float:

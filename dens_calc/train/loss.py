@@ -73,14 +73,16 @@ def loss_terms(
     selected = corruption.selected if corruption is not None else torch.zeros_like(graph.has_energy)
     picked = corruption.picked if corruption is not None else torch.zeros_like(graph.batch, dtype=torch.bool)
 
+    # per-structure weights (config_type_weights); graphs built without labels have none
+    w_graph = graph.weight if "weight" in graph else pred["energy"].new_ones(num_graphs)  # [B]
     e_mask = graph.has_energy & (~selected if not weights.energy_on_noisy else torch.ones_like(selected))
-    e_err = weights.scalar((pred["energy"] - graph.energy).abs() / n_atoms / scale)  # [B]
+    e_err = w_graph * weights.scalar((pred["energy"] - graph.energy).abs() / n_atoms / scale)  # [B]
     energy = weights.energy * (e_err * e_mask).sum() / num_graphs
 
     f_mask = graph.has_forces[graph.batch] & ~picked  # [N]
     if not weights.forces_on_noisy:  # DeNS samples then train the noise head only
         f_mask = f_mask & ~selected[graph.batch]
-    f_err = weights.vector((pred["forces"] - graph.forces) / scale)  # [N]
+    f_err = w_graph[graph.batch] * weights.vector((pred["forces"] - graph.forces) / scale)  # [N]
     all_atoms = max(1, graph.batch.numel())
     f_count = f_mask.sum().clamp(min=1) if weights.separate_means else all_atoms
     forces = weights.forces * (f_err * f_mask).sum() / f_count
@@ -94,7 +96,7 @@ def loss_terms(
         s_mask = graph.has_stress & ~selected  # [B]
         volume = torch.linalg.det(graph.cell.view(-1, 3, 3)).abs()  # [B]
         virial_err = (pred["stress"] - graph.stress).abs() * (volume / n_atoms / scale)[:, None, None]  # [B, 3, 3]
-        s_err = weights.scalar(virial_err).mean(dim=(1, 2))  # [B]
+        s_err = w_graph * weights.scalar(virial_err).mean(dim=(1, 2))  # [B]
         stress = weights.stress * torch.where(s_mask, s_err, torch.zeros_like(s_err)).sum() / num_graphs
     total = energy + forces + dens + stress
     return {"total": total, "energy": energy, "forces": forces, "dens": dens, "stress": stress,

@@ -12,8 +12,8 @@ from ..checkpoint import load_model, read_checkpoint
 from ..data import DataError
 from ..nn.model import DeNSPotential, ModelConfig
 from .config import TrainConfig, architecture
-from .data import (LabelledSet, average_neighbors, build_graphs, check_species, load_labelled, load_replay,
-                   normalisation, resolve_e0s, species_of, split)
+from .data import (LabelledSet, average_neighbors, build_graphs, check_config_types, check_species, load_labelled,
+                   load_replay, normalisation, resolve_e0s, species_of, split)
 from .finetune import extend_species, freeze_layers, refit_e0s, set_e0s
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,9 @@ def prepare(config: TrainConfig, *, device: torch.device, resume: str | Path | N
     for data in (train, valid):
         check_species(data, model.config.species, "the model")
     cutoff = model.config.r_max + config.effective_graph_skin()
-    train_graphs = build_graphs(train, model.config.species, cutoff, dtype)
-    valid_graphs = build_graphs(valid, model.config.species, model.config.r_max, dtype)
+    check_config_types(config.config_type_weights, train, valid)
+    train_graphs = build_graphs(train, model.config.species, cutoff, dtype, config.config_type_weights)
+    valid_graphs = build_graphs(valid, model.config.species, model.config.r_max, dtype, config.config_type_weights)
     if config.replay_file:
         replay = load_replay(config, round(config.replay_fraction * len(train)))
         check_species(replay, model.config.species, "the model")
