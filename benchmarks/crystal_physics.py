@@ -63,7 +63,7 @@ def normal_strain_cells(element: str, max_strain: float = 0.02) -> tuple[float, 
     """(strain, axis -> {±strain: Atoms}) of the Zuo "Elastic" cells strained along one axis only.
 
     The strain is the largest one the data have at both signs on every axis, up to ``max_strain``
-    (Si, Ge, Mo: 2 %; Li: 1 %).
+    (Si, Ge, Mo: 2 %; Li: 1 %), else on at least one axis (Cu, Ni: 2 %, along x only).
     """
     import ase.io
 
@@ -79,11 +79,14 @@ def normal_strain_cells(element: str, max_strain: float = 0.02) -> tuple[float, 
             lengths = atoms.cell.lengths()
             axis = int(np.argmax(np.abs(lengths - np.median(lengths))))  # the one axis that differs
             cells.setdefault(round(abs(eps), 6), {}).setdefault(axis, {})[eps] = atoms
-    complete = [eps for eps, axes in cells.items() if len(axes) == 3 and all(len(p) == 2 for p in axes.values())]
+    pairs = {eps: {axis: p for axis, p in axes.items() if len(p) == 2} for eps, axes in cells.items()}
+    complete = [eps for eps, axes in pairs.items() if len(axes) == 3]
+    # a cubic crystal's axes are equivalent: one axis with both signs gives C11 and C12 (Cu, Ni: only mode 1 has ±2 %)
+    complete = complete or [eps for eps, axes in pairs.items() if axes]
     if not complete:
         return 0.0, {}
     strain = max(complete)
-    return strain, cells[strain]
+    return strain, pairs[strain]
 
 
 def cubic_moduli(cells: dict, stress_of, strain: float = 0.02) -> dict:
