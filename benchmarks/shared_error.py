@@ -29,11 +29,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from side_by_side import MACE_VENV, PEER_SCRIPT, _result_line  # noqa: E402
 
 
+TEMPERATURE = re.compile(r"(\d+) ?K\b")
+
+
 def group_of(atoms) -> str:
     """``config_type``, with the MD temperature of the description when it gives one ("AIMD-NVT 2530 K")."""
     group = str(atoms.info.get("config_type", "all"))
-    temperature = re.search(r"(\d+) ?K\b", str(atoms.info.get("description", "")))
+    temperature = TEMPERATURE.search(str(atoms.info.get("description", "")))
     return f"{group} {temperature.group(1)} K" if temperature else group
+
+
+def group_order(group: str) -> tuple[str, int]:
+    """Groups by name, then by temperature (300 K before 2530 K)."""
+    temperature = TEMPERATURE.search(group)
+    return (group[: temperature.start()] if temperature else group, int(temperature.group(1)) if temperature else 0)
 
 
 def reference_forces(frames) -> tuple[np.ndarray, np.ndarray]:
@@ -70,9 +79,8 @@ def compare(ours: np.ndarray, mace: np.ndarray, ref: np.ndarray) -> dict:
     def rmse(diff):
         return float(1000.0 * np.sqrt(np.mean(diff**2)))
 
-    e_ours, e_mace = ours - ref, mace - ref
-    both = np.concatenate([e_ours.ravel(), e_mace.ravel()])
-    corr = float(np.corrcoef(e_ours.ravel(), e_mace.ravel())[0, 1]) if both.std() > 0 else float("nan")
+    e_ours, e_mace = (ours - ref).ravel(), (mace - ref).ravel()
+    corr = float(np.corrcoef(e_ours, e_mace)[0, 1]) if e_ours.std() > 0 and e_mace.std() > 0 else float("nan")
     return {"atoms": int(len(ref)), "ours_rmse": rmse(e_ours), "mace_rmse": rmse(e_mace),
             "average_rmse": rmse(0.5 * (e_ours + e_mace)), "ours_minus_mace_rmse": rmse(ours - mace),
             "error_correlation": corr, "label_rms": rmse(ref)}
@@ -85,7 +93,7 @@ def analyse(ours_model: str, mace_model: str, path: str) -> dict:
     ref, groups = reference_forces(frames)
     ours, mace = our_forces(ours_model, frames), mace_forces(mace_model, path)
     result = {"file": path, "all": compare(ours, mace, ref)}
-    for group in sorted(set(groups), key=lambda g: (g.split()[0], int(g.split()[1]) if len(g.split()) > 1 else 0)):
+    for group in sorted(set(groups), key=group_order):
         mask = groups == group
         result[group] = compare(ours[mask], mace[mask], ref[mask])
     return result
