@@ -73,6 +73,12 @@ def read_structures(path: str | Path, index: str = ":", format: str | None = Non
     return frames if isinstance(frames, list) else [frames]
 
 
+def config_type(atoms: Atoms) -> str | None:
+    """The structure's kind, ``atoms.info["config_type"]`` (extxyz convention, as MACE reads it), as text."""
+    value = atoms.info.get("config_type")
+    return None if value is None else str(value)
+
+
 def _lookup(atoms: Atoms, name: str, key: str | None, per_atom: bool):
     candidates = (key,) if key else DEFAULT_KEYS[name]
     for k in candidates:

@@ -11,8 +11,8 @@ import torch
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from ..data import (DataError, LabelKeys, atoms_to_graph, check_labels, e0s_are_determined, e0s_from_isolated_atoms,
-                    fit_e0s, read_structures)
+from ..data import (DataError, LabelKeys, atoms_to_graph, check_labels, config_type, e0s_are_determined,
+                    e0s_from_isolated_atoms, fit_e0s, read_structures)
 from ..data.elements import elements_of, symbols
 from .config import TrainConfig
 
@@ -173,9 +173,9 @@ def build_graphs(data: LabelledSet, species: list[int], cutoff: float, dtype: to
     weights = config_type_weights or {}
     graphs = []
     for idx, (atoms, labels) in enumerate(zip(data.frames, data.labels)):
-        config_type = atoms.info.get("config_type")
-        if config_type is not None and str(config_type) in weights:
-            labels = {**labels, "weight": weights[str(config_type)]}
+        kind = config_type(atoms)
+        if kind in weights:
+            labels = {**labels, "weight": weights[kind]}
         try:
             graphs.append(atoms_to_graph(atoms, species, cutoff, dtype=dtype, labels=labels))
         except ValueError as exc:
@@ -185,7 +185,7 @@ def build_graphs(data: LabelledSet, species: list[int], cutoff: float, dtype: to
 
 def check_config_types(weights: dict[str, float], *sets: LabelledSet) -> None:
     """Warn about weighted config types that no structure has (a typo would silently weight nothing)."""
-    present = {str(a.info["config_type"]) for data in sets for a in data.frames if "config_type" in a.info}
+    present = {config_type(a) for data in sets for a in data.frames} - {None}
     missing = sorted(set(weights) - present)
     if missing:
         log.warning("config_type_weights: no structure has config_type %s (present: %s)",

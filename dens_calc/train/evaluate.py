@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import LabelKeys, check_labels, read_structures
+from ..data import LabelKeys, check_labels, config_type, read_structures
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def by_config_type(frames, labels, results) -> dict:
     a data set's total error is often one group's, and that is what a user must know before trusting a model."""
     members: dict[str, list[int]] = {}
     for i, atoms in enumerate(frames):
-        members.setdefault(str(atoms.info.get("config_type", "(none)")), []).append(i)
+        members.setdefault(config_type(atoms) or "(none)", []).append(i)
     if len(members) < 2:
         return {}
     out = {}
