@@ -37,8 +37,8 @@ COMMON = [
                                "(default: off; the best checkpoint is kept either way)."),
     ("--energy-weight", "energy_weight", "λ_E, weight of the per-atom energy error."),
     ("--forces-weight", "forces_weight", "λ_F, weight of the force error."),
-    ("--stress-weight", "stress_weight", "Weight of the stress (virial per atom) error; > 0 needs stress labels. "
-                                         "Default: 1 when the training data have stress labels, else 0."),
+    ("--stress-weight", "stress_weight", "Weight of the stress (virial per atom) error, on the structures that "
+                                         "have stress labels. Default: 1 when the training data have stress labels, else 0."),
     ("--config-type-weights", "config_type_weights", "Loss weight per atoms.info['config_type'], e.g. "
                                                    "'Surface=5,Vacancy=2' (others 1; default: none)."),
     ("--late-start", "late_start", "Fraction of training after which the late stage (--late-energy-factor) starts."),

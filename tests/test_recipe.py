@@ -10,10 +10,11 @@ from ase.build import molecule
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
+from dens_calc.data import DataError
 from dens_calc.train import ConfigError, TrainConfig, train
 from dens_calc.train.config import DEFAULT_EPOCHS
 from dens_calc.train.loss import LossWeights
-from train_helpers import tiny_config, write_emt
+from train_helpers import emt_frames, tiny_config, write_emt
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +198,19 @@ def test_stress_is_trained_when_the_data_have_stress_labels(tmp_path, data):
     assert without.history[-1]["train_stress"] == 0
     explicit_off = train(tiny_config(tmp_path / "c", data, max_epochs=1, stress_weight=0.0))
     assert explicit_off.history[-1]["train_stress"] == 0
+
+
+def test_stress_weight_on_data_with_stress_on_some_frames_only(tmp_path):
+    """Two sources, one with stresses: stress trains where labelled (an explicit weight too); a weight
+    with no stress label anywhere is a one-line error, not a silent no-op."""
+    mixed = tmp_path / "mixed.xyz"
+    write(str(mixed), emt_frames(4, seed=1) + emt_frames(4, seed=2, stress=False))
+    for weight in (None, 1.0):
+        result = train(tiny_config(tmp_path / f"w{weight}", mixed, max_epochs=1, stress_weight=weight))
+        assert result.history[-1]["train_stress"] > 0
+    no_stress = write_emt(tmp_path / "ns.xyz", n=8, stress=False)
+    with pytest.raises(DataError, match="no training structure has a stress label"):
+        train(tiny_config(tmp_path / "none", no_stress, max_epochs=1, stress_weight=1.0))
 
 
 def test_new_models_get_the_cubic_term_and_old_checkpoints_load_without_it():

@@ -42,7 +42,9 @@ class LabelledSet:
 
 
 def needed_labels(config: TrainConfig) -> tuple[str, ...]:
-    return ("energy", "forces") + (("stress",) if (config.stress_weight or 0) > 0 else ())
+    """Labels every frame must have; stress is optional per frame (masked where missing, see
+    ``loop.with_stress_weight``)."""
+    return ("energy", "forces")
 
 
 def is_isolated_atom(atoms: Atoms) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import atomic_torch_save, read_checkpoint, save_model
-from ..data import collate
+from ..data import DataError, collate
 from ..files import atomic_write
 from . import distributed as ddp
 from .config import DEFAULT_EPOCHS, DEFAULT_STRESS_WEIGHT, TrainConfig, write_config
@@ -105,14 +105,21 @@ def build_run(config: TrainConfig, *, resume: str | Path | None = None) -> Run:
 
 
 def with_stress_weight(config: TrainConfig, graphs: list) -> TrainConfig:
-    """``stress_weight=None`` (the default) means: train on stress when the training data have stress labels."""
-    if config.stress_weight is not None:
-        return config
+    """``stress_weight=None`` (the default) means: train on stress when the training data have stress labels.
+
+    Stress is learned on the structures that have a label and masked on the others, so data sets of
+    mixed origin (e.g. one file with stresses, one without) train as they are.
+    """
     labelled = sum(bool(g.has_stress) for g in graphs)
-    weight = DEFAULT_STRESS_WEIGHT if labelled else 0.0
-    if labelled:
-        log.info("%d of %d training structures have stress labels: stress weight %g", labelled, len(graphs), weight)
-    return dataclasses.replace(config, stress_weight=weight)
+    if config.stress_weight is None:
+        config = dataclasses.replace(config, stress_weight=DEFAULT_STRESS_WEIGHT if labelled else 0.0)
+    elif config.stress_weight > 0 and not labelled:
+        raise DataError(f"stress weight {config.stress_weight:g} but no training structure has a stress label "
+                        "(looked for 'stress', 'REF_stress', 'dft_stress', 'virial'; see --stress-key)")
+    if labelled and config.stress_weight > 0:
+        log.info("%d of %d training structures have stress labels: stress weight %g%s", labelled, len(graphs),
+                 config.stress_weight, "" if labelled == len(graphs) else " (the others train on E and F only)")
+    return config
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
