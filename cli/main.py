@@ -37,3 +37,7 @@ main.add_command(relax_cmd)
 main.add_command(phonons_cmd)
 main.add_command(singlepoint_cmd)
 main.add_command(models_cmd)
+
+from cli.refit import refit_cmd  # noqa: E402
+
+main.add_command(refit_cmd)

@@ -207,7 +207,13 @@ def edge_vectors_from_graph(positions, cell, shifts, edge_index, batch):
     return positions[sender] - positions[receiver] + offsets
 
 
-def evaluate(
+def evaluate(model: DeNSPotential, graph, **kwargs) -> dict[str, torch.Tensor]:
+    """Energy, conservative forces (-dE/dr) and stress ((1/V) dE/d strain) for a batch; see
+    :func:`evaluate_with_inputs` for the options."""
+    return evaluate_with_inputs(model, graph, **kwargs)[0]
+
+
+def evaluate_with_inputs(
     model: DeNSPotential,
     graph,
     *,
@@ -218,12 +224,14 @@ def evaluate(
     encoding_mask: torch.Tensor | None = None,
     vector_heads: bool = False,
     noise: bool | None = None,
-) -> dict[str, torch.Tensor]:
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor | None]]:
     """Energy, conservative forces (-dE/dr) and stress ((1/V) dE/d strain) for a batch.
 
     ``graph`` is a torch_geometric ``Data``/``Batch`` from :mod:`dens_calc.data`.  Stress is
     returned as [B, 3, 3] in eV/A^3 (ASE sign: positive = tensile); graphs with zero volume get
     NaN and must not ask for it.  ``training=True`` keeps the graph for a second backward pass.
+    Also returns the leaves derivatives were taken with respect to (``positions``, ``strain``: None when
+    not computed), for callers that differentiate further (the read-out refit).
     """
     pos_leaf = graph.pos
     if compute_forces and not pos_leaf.requires_grad:
@@ -264,7 +272,7 @@ def evaluate(
             # graphs without a 3-D cell get NaN stress; callers report stress only for 3-D cells
             volume = torch.where(volume > 0, volume, torch.full_like(volume, float("nan")))
             out["stress"] = grads[-1] / volume[:, None, None]
-    return out
+    return out, {"positions": pos_leaf if compute_forces else None, "strain": strain}
 
 
-__all__ = ["ModelConfig", "DeNSPotential", "evaluate", "edge_vectors_from_graph"]
+__all__ = ["ModelConfig", "DeNSPotential", "evaluate", "evaluate_with_inputs", "edge_vectors_from_graph"]
