@@ -30,13 +30,16 @@ def _factors(text: str) -> tuple[float, ...]:
                    "with --seed, as dens-calc train does).")
 @click.option("--valid-fraction", default=0.05, show_default=True, help="Fraction of --train held out when no --valid.")
 @click.option("--seed", default=0, show_default=True, help="Seed of that split and of the structures drawn for forces.")
-@click.option("--energy-factors", default="1,3,10,30,100,300", show_default=True,
+@click.option("--energy-factors", default="1,3,10,30,100", show_default=True,
               help="Energy weights to try, as multiples of the training's late-stage energy weight.")
+@click.option("--ridges", default="1e-6,1e-9,1e-12", show_default=True,
+              help="Pulls towards the trained weights to try (weaker: the read-out may move further).")
 @click.option("--max-force-structures", default=50, show_default=True,
               help="Training structures whose force/stress derivatives enter the solve (each costs one backward "
                    "pass per read-out weight).")
 @one_line_errors
-def refit_cmd(model, train_file, out_dir, valid_file, valid_fraction, seed, energy_factors, max_force_structures):
+def refit_cmd(model, train_file, out_dir, valid_file, valid_fraction, seed, energy_factors, ridges,
+              max_force_structures):
     """Re-solve the energy read-out of a trained model by least squares (minutes, no retraining).
 
     The energy is linear in the read-outs' last weights, so their best values for a heavier energy weight
@@ -49,7 +52,9 @@ def refit_cmd(model, train_file, out_dir, valid_file, valid_fraction, seed, ener
 
     setup_logging(out_dir, filename="refit.log")
     report = refit_model(model, train_file, out_dir, valid_file=valid_file, valid_fraction=valid_fraction, seed=seed,
-                         energy_factors=_factors(energy_factors), max_force_structures=max_force_structures)
+                         energy_factors=_factors(energy_factors), ridges=_factors(ridges),
+                         max_force_structures=max_force_structures)
     click.echo(report.table())
-    kept = "the trained read-out (no weight beat it)" if report.chosen is None else f"energy factor x{report.chosen:g}"
+    kept = ("the trained read-out (no candidate beat it)" if report.chosen is None
+            else f"energy factor x{report.chosen[0]:g}, ridge {report.chosen[1]:g}")
     click.echo(f"kept {kept}; model: {out_dir / 'model.pt'}")

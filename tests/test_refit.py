@@ -51,9 +51,6 @@ def test_energy_forces_and_stress_are_linear_in_the_readout_weights(setup):
 
 def test_solve_recovers_the_weights_that_made_the_labels(setup, monkeypatch):
     """Labels from the model at known weights w*: the least-squares solve from w0 returns w*."""
-    import dens_calc.train.refit as refit
-
-    monkeypatch.setattr(refit, "RIDGE", 1e-13)  # the pull towards w0 would bias the poorly determined directions
     _, _, _, model, graphs = setup
     w0 = _flat(readout_parameters(model))
     w_star = w0 + np.random.default_rng(1).normal(scale=0.2, size=w0.shape)
@@ -66,7 +63,8 @@ def test_solve_recovers_the_weights_that_made_the_labels(setup, monkeypatch):
         labelled.append(g)
     set_readout(model, w0)
     items = [linearise(model, collate([g])) for g in labelled]
-    w = solve(items, w0, energy_weight=100.0, forces_weight=10.0, stress_weight=1.0)
+    # a negligible pull towards w0, which would bias the poorly determined directions
+    w = solve(items, w0, energy_weight=100.0, forces_weight=10.0, stress_weight=1.0, ridge=1e-14)
     for item, g in zip(items, labelled):
         e, f, s = _prediction(item, w, w0)
         assert abs(e - float(g.energy)) / g.num_nodes < 1e-7
@@ -78,10 +76,12 @@ def test_refit_chooses_on_validation_and_never_makes_the_validation_errors_worse
     _, _, _, model, graphs = setup
     w0 = _flat(readout_parameters(model))
     report = refit_energy_readout(model, graphs[:6], graphs[6:], energy_weight=100.0, forces_weight=10.0,
-                                  stress_weight=1.0, energy_factors=(1.0, 100.0), max_force_structures=None)
-    assert set(report.candidates) == {1.0, 100.0} and "forces" in report.trained
+                                  stress_weight=1.0, energy_factors=(1.0, 100.0), ridges=(1e-6, 1e-12),
+                                  max_force_structures=None)
+    assert set(report.candidates) == {(1.0, 1e-6), (100.0, 1e-6), (1.0, 1e-12), (100.0, 1e-12)}
+    assert "forces" in report.trained
     relative = {f: sum(e[k] / report.trained[k] for k in report.trained) for f, e in report.candidates.items()}
-    if report.chosen is None:
+    if report.chosen is None:  # then the model is unchanged
         assert all(cost >= len(report.trained) for cost in relative.values())
         np.testing.assert_array_equal(_flat(readout_parameters(model)), w0)
     else:
@@ -95,11 +95,12 @@ def test_refit_command_writes_a_loadable_model_with_its_provenance(setup):
     root, data, run_dir, _, _ = setup
     out = root / "refitted"
     result = CliRunner().invoke(main, ["refit", "--model", str(run_dir), "--train", str(data), "--out", str(out),
-                                       "--valid-fraction", "0.25", "--energy-factors", "1,10"])
+                                       "--valid-fraction", "0.25", "--energy-factors", "1,10",
+                                       "--ridges", "1e-9"])
     assert result.exit_code == 0, result.output
     assert "energy factor" in result.output and "model:" in result.output
-    model, meta = load_model(out)
-    assert meta["readout_refit"]["valid_mae_candidates"].keys() == {"1.0", "10.0"}
+    _, meta = load_model(out)
+    assert meta["readout_refit"]["valid_mae_candidates"].keys() == {"x1 ridge 1e-09", "x10 ridge 1e-09"}
     bad = CliRunner().invoke(main, ["refit", "--model", str(run_dir), "--train", str(data), "--out", str(out),
                                     "--energy-factors", "1,-2"])
     assert bad.exit_code != 0 and "positive" in bad.output
