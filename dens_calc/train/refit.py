@@ -35,6 +35,7 @@ DEFAULT_ENERGY_FACTORS = (1.0, 3.0, 10.0, 30.0, 100.0)
 # pulls towards the trained weights (× the mean squared column norm of the system); weaker pulls let the
 # read-out move further (Zuo Cu: 1e-6 → 1e-12 took the test energy MAE at ×10 from 1.56 to 0.68 meV/atom)
 DEFAULT_RIDGES = (1e-6, 1e-9, 1e-12)
+VOIGT = [0, 4, 8, 5, 2, 1]  # xx yy zz yz xz xy of a flattened 3×3 stress
 
 
 def readout_parameters(model: DeNSPotential) -> list[torch.nn.Parameter]:
@@ -132,7 +133,7 @@ def errors(items: list[Linearised], w: np.ndarray, w0: np.ndarray) -> dict[str, 
         if f is not None:
             df.append(f - item.forces[0])
         if s is not None:
-            ds.append(s - item.stress[0])
+            ds.append((s - item.stress[0])[VOIGT])  # as `dens-calc eval` counts them
     out = {"energy_per_atom": 1000 * float(np.mean(np.abs(de)))}
     if df:
         out["forces"] = 1000 * float(np.mean(np.abs(np.concatenate(df))))
@@ -223,7 +224,8 @@ def refit_energy_readout(model: DeNSPotential, train_graphs: list, valid_graphs:
                 best, report.chosen = (cost, w), (factor, ridge)
     set_readout(model, best[1])
     report.seconds = time.time() - start
-    log.info("energy read-out refit (%.0f s):\n%s", report.seconds, report.table())
+    log.info("energy read-out refit: %.0f s", report.seconds)
+    log.debug("%s", report.table())
     return report
 
 
