@@ -105,8 +105,8 @@ def linearise(model: DeNSPotential, graph, derivatives: bool = True) -> Linearis
 
 
 def linearise_all(model, graphs, max_force_structures: int | None, seed: int = 0) -> list[Linearised]:
-    """Energies of all structures; derivatives of at most ``max_force_structures`` (they cost one backward
-    pass per read-out weight each), drawn at random, structures with forces and stress labels only."""
+    """Energies of all structures; force and stress derivatives of at most ``max_force_structures`` of them
+    (each costs one backward pass per read-out weight), drawn at random."""
     order = np.random.default_rng(seed).permutation(len(graphs))
     with_derivatives = set(order[: max_force_structures].tolist()) if max_force_structures is not None else set(order.tolist())
     out = []
@@ -244,9 +244,9 @@ def refit_model(model: str | Path, train_file: str | Path, out: str | Path, *, v
     from .data import build_graphs, check_species
     from .setup import load_sets
 
-    stored, metadata = load_model(model)
-    dtype = next(stored.parameters()).dtype
-    net, _ = load_model(model, dtype=torch.float64)  # the solve and its features in float64
+    net, metadata = load_model(model)
+    dtype = next(net.parameters()).dtype
+    net = net.double()  # the features and the solve in float64; saved back in the stored precision
     config = TrainConfig(train_file=str(train_file), valid_file=str(valid_file) if valid_file else None,
                          valid_fraction=valid_fraction, seed=seed)
     train, valid = load_sets(config)
