@@ -224,6 +224,7 @@ def evaluate_with_inputs(
     encoding_mask: torch.Tensor | None = None,
     vector_heads: bool = False,
     noise: bool | None = None,
+    keep_graph: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor | None]]:
     """Energy, conservative forces (-dE/dr) and stress ((1/V) dE/d strain) for a batch.
 
@@ -231,7 +232,8 @@ def evaluate_with_inputs(
     returned as [B, 3, 3] in eV/A^3 (ASE sign: positive = tensile); graphs with zero volume get
     NaN and must not ask for it.  ``training=True`` keeps the graph for a second backward pass.
     Also returns the leaves derivatives were taken with respect to (``positions``, ``strain``: None when
-    not computed), for callers that differentiate further (the read-out refit).
+    not computed), for callers that differentiate further (the read-out refit); ``keep_graph=True`` keeps
+    the forward graph for them without the second-order graph that ``training`` builds.
     """
     pos_leaf = graph.pos
     if compute_forces and not pos_leaf.requires_grad:
@@ -262,7 +264,7 @@ def evaluate_with_inputs(
     inputs = ([pos_leaf] if compute_forces else []) + ([strain] if compute_stress else [])
     if inputs:
         grads = torch.autograd.grad(
-            out["energy"].sum(), inputs, create_graph=training, retain_graph=training, allow_unused=True
+            out["energy"].sum(), inputs, create_graph=training, retain_graph=training or keep_graph, allow_unused=True
         )
         grads = [g if g is not None else torch.zeros_like(x) for g, x in zip(grads, inputs)]
         if compute_forces:

@@ -75,7 +75,7 @@ def linearise(model: DeNSPotential, graph, derivatives: bool = True) -> Linearis
     want_forces = derivatives and bool(graph.has_forces.any())
     try:
         out, inputs = evaluate_with_inputs(model, graph, compute_forces=want_forces, compute_stress=want_stress,
-                                           training=want_forces or want_stress)
+                                           keep_graph=want_forces or want_stress)
     finally:
         for h in hooks:
             h.remove()
