@@ -19,6 +19,7 @@ import torch
 
 from ..checkpoint import atomic_torch_save, read_checkpoint, save_model
 from ..data import DataError, collate
+from ..data.labels import DEFAULT_KEYS
 from ..files import atomic_write
 from . import distributed as ddp
 from .config import DEFAULT_EPOCHS, DEFAULT_STRESS_WEIGHT, TrainConfig, write_config
@@ -115,7 +116,7 @@ def with_stress_weight(config: TrainConfig, graphs: list) -> TrainConfig:
         config = dataclasses.replace(config, stress_weight=DEFAULT_STRESS_WEIGHT if labelled else 0.0)
     elif config.stress_weight > 0 and not labelled:
         raise DataError(f"stress weight {config.stress_weight:g} but no training structure has a stress label "
-                        "(looked for 'stress', 'REF_stress', 'dft_stress', 'virial'; see --stress-key)")
+                        f"(looked for {DEFAULT_KEYS['stress']}; see --stress-key)")
     if labelled and config.stress_weight > 0:
         log.info("%d of %d training structures have stress labels: stress weight %g%s", labelled, len(graphs),
                  config.stress_weight, "" if labelled == len(graphs) else " (the others train on E and F only)")
