@@ -33,6 +33,8 @@ COMMON = [
     ("--warmup-epochs", "warmup_epochs", "Linear LR warm-up length in epochs."),
     ("--ema-decay", "ema_decay", "EMA decay of the weights used for validation and saving."),
     ("--grad-clip", "grad_clip", "Gradient-norm clipping threshold."),
+    ("--spike-factor", "spike_factor", "Skip the step of a batch whose loss is above this many times the median of "
+                                       "the recent batches, or not finite (logged; 20 in a row stop training)."),
     ("--patience", "patience", "Early stopping: stop after this many epochs without validation improvement "
                                "(default: off; the best checkpoint is kept either way)."),
     ("--energy-weight", "energy_weight", "λ_E, weight of the per-atom energy error."),
@@ -199,14 +201,14 @@ def _run(config, resume=None, stop_after=None, announce: str | None = None) -> N
 
     from dens_calc.checkpoint import CheckpointError
     from dens_calc.data import DataError
-    from dens_calc.train import ConfigError, train
+    from dens_calc.train import ConfigError, TrainingDiverged, train
 
     setup_logging(config.out_dir, filename="train.log")
     if announce:
         logging.getLogger("dens_calc.train").info(announce)
     try:
         result = train(config, resume=resume, stop_after=stop_after)
-    except (DataError, ConfigError, CheckpointError) as exc:
+    except (DataError, ConfigError, CheckpointError, TrainingDiverged) as exc:
         raise click.ClickException(str(exc)) from exc
     best = result.best_valid
     click.echo(f"stopped ({result.stopped}) after {result.epochs} epoch(s); best epoch {result.best_epoch}: "

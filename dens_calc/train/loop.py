@@ -26,7 +26,7 @@ from .config import DEFAULT_EPOCHS, DEFAULT_STRESS_WEIGHT, TrainConfig, write_co
 from .dens import lambda_dens_at
 from .loss import LossWeights, loss_terms, predict, training_loss
 from .setup import Prepared, prepare
-from .state import EMA, LRSchedule, rng_state, set_rng_state
+from .state import EMA, LRSchedule, SpikeGuard, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 LAST, BEST = "last.pt", "best.pt"
@@ -57,6 +57,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     schedule: LRSchedule
     generators: dict
+    guard: SpikeGuard
     rank: int = 0
     world: int = 1
     epoch: int = 0
@@ -99,7 +100,8 @@ def build_run(config: TrainConfig, *, resume: str | Path | None = None) -> Run:
     )
     generators = {"shuffle": torch.Generator().manual_seed(config.seed),
                   "dens": torch.Generator().manual_seed(config.seed + 1000 * (rank + 1))}
-    run = Run(config, prep, model, EMA(model, config.ema_decay), optimizer, schedule, generators, rank, world)
+    run = Run(config, prep, model, EMA(model, config.ema_decay), optimizer, schedule, generators,
+              SpikeGuard(config.spike_factor), rank, world)
     if resume is not None:
         restore(run, Path(resume) / LAST)
     return run
@@ -159,6 +161,8 @@ def restore(run: Run, path: Path) -> None:
         run.schedule.total_steps = int(state["schedule"]["total_steps"])
     run.ema.load_state_dict(state["ema"])
     set_rng_state(run.generators, state["rng"])
+    if "spike_guard" in state:  # absent in older last.pt files: the guard starts afresh
+        run.guard.load_state_dict(state["spike_guard"])
     if run.rank > 0:
         # only rank 0's streams are saved (the shuffle stream is shared by all ranks); other ranks
         # get fresh, distinct DeNS streams: multi-process resumes are statistically, not bitwise, exact
@@ -181,23 +185,41 @@ def train_epoch(run: Run, deadline: float | None) -> tuple[dict, bool]:
     sums: dict[str, float] = {}
     model.train()
     of = "" if cfg.time_fitted else f"/{cfg.epoch_budget}"
-    bar = tqdm(batches, desc=f"epoch {run.epoch + 1}{of}", leave=False, disable=not (cfg.progress and run.main))
-    timed_out = False
+    # disable=None: no bar when stderr is not a terminal (a log file would fill with redraws)
+    bar = tqdm(batches, desc=f"epoch {run.epoch + 1}{of}", leave=False,
+               disable=None if (cfg.progress and run.main) else True)
+    timed_out, accepted, skipped_before = False, 0, run.guard.skipped
     for idx in bar:
         batch = collate([graphs[i] for i in idx]).to(run.prep.device)
         progress = progress_of(run)
         loss, parts = training_loss(model, batch, cfg, generator=run.generators["dens"],
                                     lambda_dens=lambda_dens_at(cfg.dens, progress), progress=progress)
-        optimizer_step(run, loss)
-        for k, v in parts.items():
-            sums[k] = sums.get(k, 0.0) + v
+        if ddp.any_flag(run.guard.is_spike(parts["total"])):
+            skip_step(run, idx, parts["total"])
+        else:
+            optimizer_step(run, loss)
+            run.guard.accepted(parts["total"])
+            accepted += 1
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
         bar.set_postfix(loss=f"{parts['total']:.4g}", lr=f"{run.schedule.lr:.2e}")
         if ddp.any_flag(deadline is not None and time.monotonic() > deadline):
             timed_out = True
             break
-    mean = {k: v / max(1, len(batches)) for k, v in sums.items()}
+    mean = {k: v / max(1, accepted) for k, v in sums.items()}
     mean["lambda_dens"] = lambda_dens_at(cfg.dens, progress_of(run))
+    mean["skipped_steps"] = run.guard.skipped - skipped_before
     return mean, timed_out
+
+
+def skip_step(run: Run, idx: list[int], loss: float) -> None:
+    """Leave the weights, optimizer moments and EMA as they are; the LR schedule keeps time."""
+    threshold = run.guard.threshold()
+    log.warning("epoch %d: skipped the step of a batch with loss %.4g (threshold %.4g = %g x the recent median); "
+                "training structures %s", run.epoch + 1, loss, threshold, run.config.spike_factor or float("nan"),
+                idx)
+    run.schedule.step()
+    run.guard.rejected()
 
 
 def optimizer_step(run: Run, loss: torch.Tensor) -> None:
@@ -274,7 +296,7 @@ def save_last(run: Run, out: Path) -> None:
     state = {
         "epoch": run.epoch, "raw_model": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
         "optimizer": run.optimizer.state_dict(), "schedule": run.schedule.state_dict(), "ema": run.ema.state_dict(),
-        "rng": rng_state(run.generators), "best_loss": run.best_loss, "best_epoch": run.best_epoch,
+        "rng": rng_state(run.generators), "spike_guard": run.guard.state_dict(), "best_loss": run.best_loss, "best_epoch": run.best_epoch,
         "best_in_late_stage": run.best_in_late_stage,
         "bad_epochs": run.bad_epochs, "history": run.history, "elapsed_s": run.elapsed_s,
     }

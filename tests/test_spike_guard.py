@@ -1,0 +1,72 @@
+"""The spike guard: a batch whose loss is far above the recent ones does not get a step."""
+
+import logging
+import math
+
+import pytest
+from ase.io import write
+
+from dens_calc.checkpoint import read_checkpoint
+from dens_calc.train import ConfigError, SpikeGuard, TrainingDiverged, train
+from train_helpers import emt_frames, tiny_config
+
+
+def test_guard_judges_by_the_median_of_recent_accepted_losses():
+    guard = SpikeGuard(factor=10.0, window=4, warmup=3)
+    assert not guard.is_spike(1e30)  # too little history: only non-finite losses are skipped
+    assert guard.is_spike(math.nan) and guard.is_spike(math.inf)
+    for loss in (1.0, 2.0, 3.0):
+        guard.accepted(loss)
+    assert guard.threshold() == pytest.approx(20.0)
+    assert guard.is_spike(20.5) and not guard.is_spike(19.5)
+    for loss in (100.0, 100.0, 100.0):  # the window moves: the loss may legitimately rise (late stage)
+        guard.accepted(loss)
+    assert guard.threshold() == pytest.approx(1000.0)
+    assert not SpikeGuard(factor=None).is_spike(1e30)
+
+
+def test_guard_stops_training_after_too_many_skips_in_a_row_and_round_trips():
+    guard = SpikeGuard(factor=10.0, warmup=1, max_in_a_row=3)
+    guard.accepted(1.0)
+    guard.rejected(), guard.rejected()
+    with pytest.raises(TrainingDiverged, match="3 batches in a row"):
+        guard.rejected()
+    copy = SpikeGuard(factor=10.0, warmup=1)
+    copy.load_state_dict(guard.state_dict())
+    assert list(copy.recent) == [1.0] and copy.skipped == 3 and copy.in_a_row == 0
+
+
+def test_spike_factor_must_exceed_one(tmp_path):
+    with pytest.raises(ConfigError, match="spike_factor"):
+        tiny_config(tmp_path, "x.xyz", spike_factor=0.5)
+
+
+@pytest.fixture(scope="module")
+def one_bad_frame(tmp_path_factory):
+    """12 EMT Cu cells, one with forces ×1e4 (a corrupt label), and 3 clean validation cells."""
+    folder = tmp_path_factory.mktemp("spike")
+    frames = emt_frames(12, seed=3)
+    frames[5].calc.results["forces"] = frames[5].calc.results["forces"] * 1e4
+    write(str(folder / "train.xyz"), frames)
+    write(str(folder / "valid.xyz"), emt_frames(3, seed=4))
+    return folder
+
+
+def _config(folder, out, **overrides):
+    return tiny_config(out, folder / "train.xyz", valid_file=str(folder / "valid.xyz"), batch_size=1,
+                       max_epochs=4, dens={"enabled": False}, **overrides)
+
+
+def test_the_bad_batch_is_skipped_logged_and_kept_out_of_the_epoch_mean(tmp_path, one_bad_frame, caplog):
+    with caplog.at_level(logging.WARNING, logger="dens_calc.train.loop"):
+        guarded = train(_config(one_bad_frame, tmp_path / "guarded"))
+    skipped = [row["train_skipped_steps"] for row in guarded.history]
+    # epochs 1-2 fill the guard's history (20 accepted losses); from then on the bad frame is skipped once an epoch
+    assert skipped[0] == 0 and sum(skipped) >= 2
+    assert "skipped the step of a batch" in caplog.text and "training structures [5]" in caplog.text
+    unguarded = train(_config(one_bad_frame, tmp_path / "unguarded", spike_factor=None))
+    assert all(row["train_skipped_steps"] == 0 for row in unguarded.history)
+    # the epoch mean is of the accepted batches only: without the guard one frame dominates it
+    assert guarded.history[-1]["train_total"] * 100 < unguarded.history[-1]["train_total"]
+    state = read_checkpoint(tmp_path / "guarded" / "run" / "last.pt")["train_state"]["spike_guard"]
+    assert state["skipped"] == sum(skipped) and len(state["recent"]) > 20
