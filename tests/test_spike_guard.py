@@ -70,3 +70,46 @@ def test_the_bad_batch_is_skipped_logged_and_kept_out_of_the_epoch_mean(tmp_path
     assert guarded.history[-1]["train_total"] * 100 < unguarded.history[-1]["train_total"]
     state = read_checkpoint(tmp_path / "guarded" / "run" / "last.pt")["train_state"]["spike_guard"]
     assert state["skipped"] == sum(skipped) and len(state["recent"]) > 20
+
+
+class _BrokenFor:
+    """``training_loss`` whose loss is NaN for the calls numbered in ``bad`` (a model that diverges there)."""
+
+    def __init__(self, real, bad):
+        self.real, self.bad, self.calls = real, bad, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        loss, parts = self.real(*args, **kwargs)
+        if self.calls in self.bad:
+            return loss * math.nan, {**parts, "total": math.nan}
+        return loss, parts
+
+
+def test_a_diverged_epoch_is_retried_from_its_start_at_half_the_lr(tmp_path, monkeypatch, caplog):
+    import dens_calc.train.loop as loop
+
+    data = tmp_path / "train.xyz"
+    write(str(data), emt_frames(12, seed=5))
+    broken = _BrokenFor(loop.training_loss, bad=set(range(30, 40)))  # epoch 4 (9 batches an epoch): 5 NaNs in a row, twice
+    monkeypatch.setattr(loop, "training_loss", broken)
+    config = tiny_config(tmp_path, data, batch_size=1, max_epochs=4, dens={"enabled": False}, lr=1e-3)
+    with caplog.at_level(logging.WARNING, logger="dens_calc.train.loop"):
+        result = train(config)
+    assert caplog.text.count("rolled back to its start and halved the peak LR") == 2
+    assert result.epochs == 4 and all(math.isfinite(row["train_total"]) for row in result.history)
+    assert result.history[-1]["lr"] <= 0.25 * 1e-3  # the back-off holds for the rest of the run
+    schedule = read_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["schedule"]
+    assert schedule["lr_scale"] == 0.25  # and is saved, so a resume keeps it
+
+
+def test_training_stops_when_halving_the_lr_does_not_help(tmp_path, monkeypatch):
+    import dens_calc.train.loop as loop
+
+    data = tmp_path / "train.xyz"
+    write(str(data), emt_frames(12, seed=5))
+    monkeypatch.setattr(loop, "training_loss", _BrokenFor(loop.training_loss, bad=set(range(30, 10_000))))
+    config = tiny_config(tmp_path, data, batch_size=1, max_epochs=6, dens={"enabled": False})
+    with pytest.raises(TrainingDiverged, match="halved 3 times"):
+        train(config)
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["epoch"] >= 2  # the good epochs are kept
