@@ -35,7 +35,8 @@ COMMON = [
     ("--grad-clip", "grad_clip", "Gradient-norm clipping threshold."),
     ("--spike-factor", "spike_factor", "Skip the step of a batch whose loss is above this many times the median of "
                                        "the recent batches, or not finite (logged; after 5 in a row the epoch is retried "
-                                       "from its start at half the LR, at most 3 times)."),
+                                       "from its start at half the LR, at most 3 times). 0: skip only losses that are "
+                                       "not finite."),
     ("--patience", "patience", "Early stopping: stop after this many epochs without validation improvement "
                                "(default: off; the best checkpoint is kept either way)."),
     ("--energy-weight", "energy_weight", "λ_E, weight of the per-atom energy error."),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
@@ -96,3 +97,11 @@ def configure_process(*, threads: int | None = None, allocator: bool = True) -> 
         set_threads(threads)
     logger.debug("process settings: %s", done)
     return done
+
+
+def progress_disabled(enabled: bool) -> bool | None:
+    """tqdm's ``disable`` for a bar the user asked for (or not): shown on a terminal and in a notebook,
+    left out of redirected output, where a log file would fill with redraws (tqdm's None)."""
+    if not enabled:
+        return True
+    return False if "ipykernel" in sys.modules else None

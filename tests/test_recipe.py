@@ -137,10 +137,13 @@ def test_isolated_atom_frames_in_the_data_give_the_e0s(tmp_path):
 
     lone = [_labelled(Atoms("H"), -13.6), _labelled(Atoms("O"), -2041.0)]
     lone[0].info["config_type"] = "IsolatedAtom"
-    write(tmp_path / "d.xyz", _water_frames() + lone)
+    frames = _water_frames()
+    write(tmp_path / "d.xyz", frames[:2] + lone + frames[2:])
     data = load_labelled(tmp_path / "d.xyz", TrainConfig())
     assert len(data) == 6 and data.isolated == {1: -13.6, 8: -2041.0}
     assert fitted_e0s(data, [1, 8]) == {1: -13.6, 8: -2041.0}
+    # messages name structures by their frame number in the file, isolated atoms counted
+    assert [data.frame_number(k) for k in range(6)] == [0, 1, 4, 5, 6, 7]
 
 
 def test_one_composition_gives_equal_e0s_and_a_warning(tmp_path, caplog):

@@ -197,8 +197,9 @@ def _maxwell_boltzmann(atoms: Atoms, temperature_K: float, rng) -> None:
 def _progress_bar(enabled: bool, total: int, start: int, timestep_fs: float):
     from tqdm import tqdm
 
-    # disable=None: no bar when stderr is not a terminal (a log file would fill with redraws)
-    return tqdm(total=total, initial=start, disable=None if enabled else True, unit="step", dynamic_ncols=True,
+    from ..runtime import progress_disabled
+
+    return tqdm(total=total, initial=start, disable=progress_disabled(enabled), unit="step", dynamic_ncols=True,
                 desc=f"MD ({timestep_fs} fs/step)")
 
 

@@ -131,8 +131,8 @@ class TrainConfig:
     plateau_factor: float = 0.5
     ema_decay: float = 0.99
     grad_clip: float | None = 10.0
-    # skip the step of a batch whose loss exceeds this x the median of recent batches (or is not
-    # finite); None: never skip.  See SpikeGuard in state.py.
+    # skip the step of a batch whose loss exceeds this x the median of recent batches; a loss that
+    # is not finite is always skipped; 0 or None: only those.  See SpikeGuard in state.py.
     spike_factor: float | None = 1000.0
     # None: with a time limit the schedule spans the time budget (epochs estimated as training
     # goes), otherwise DEFAULT_EPOCHS
@@ -177,8 +177,11 @@ class TrainConfig:
             raise ConfigError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.batch_size < 1 or (self.max_epochs is not None and self.max_epochs < 0) or self.lr <= 0:
             raise ConfigError("need batch_size >= 1, max_epochs >= 0 and lr > 0")
+        if self.spike_factor == 0:
+            self.spike_factor = None
         if self.spike_factor is not None and not self.spike_factor > 1.0:
-            raise ConfigError(f"spike_factor must be > 1 (or None: never skip a step), got {self.spike_factor}")
+            raise ConfigError(f"spike_factor must be > 1 (or 0: skip only losses that are not finite), "
+                              f"got {self.spike_factor}")
         if (self.graph_skin is not None and self.graph_skin < 0) or self.freeze_layers < 0:
             raise ConfigError("graph_skin and freeze_layers must be >= 0")
         if self.replay_fraction <= 0:

@@ -62,16 +62,17 @@ def load_labelled(path: str | Path, config: TrainConfig) -> LabelledSet:
     keys = LabelKeys(config.energy_key, config.forces_key, config.stress_key)
     frames = read_structures(path)
     isolated_at = [k for k, atoms in enumerate(frames) if is_isolated_atom(atoms)]
-    isolated = {}
+    isolated, index = {}, None
     if isolated_at and len(isolated_at) < len(frames):
         lone = [frames[k] for k in isolated_at]
         for k, labels in zip(isolated_at, check_labels(lone, path, ("energy",), keys)):
             isolated[int(frames[k].numbers[0])] = labels["energy"]
         log.info("%s: %d isolated-atom frame(s) (%s) used as E0s, not as training structures", path,
                  len(isolated_at), symbols(isolated))
-        frames = [atoms for k, atoms in enumerate(frames) if k not in set(isolated_at)]
+        kept = [k for k in range(len(frames)) if k not in set(isolated_at)]
+        frames, index = [frames[k] for k in kept], kept  # frame numbers stay those of the file
     labels = check_labels(frames, path, needed_labels(config), keys)
-    return LabelledSet(frames, labels, str(path), isolated=isolated)
+    return LabelledSet(frames, labels, str(path), index, isolated=isolated)
 
 
 def load_replay(config: TrainConfig, count: int) -> LabelledSet:

@@ -154,7 +154,13 @@ def progress_of(run: Run) -> float:
 
 def restore(run: Run, path: Path) -> None:
     """Load the resume state written by :func:`save_last`."""
-    load_train_state(run, read_checkpoint(path)["train_state"])
+    payload = read_checkpoint(path)
+    load_train_state(run, payload["train_state"])
+    if run.schedule.lr_scale != 1.0 and payload["train_config"]["lr"] != run.config.lr:
+        # a new --lr on resume is the LR the user wants: it replaces the automatic back-off
+        log.info("peak LR %g given on resume replaces the backed-off %g", run.config.lr,
+                 payload["train_config"]["lr"] * run.schedule.lr_scale)
+        run.schedule.scale_lr(1.0 / run.schedule.lr_scale)
     log.info("resumed from %s at epoch %d", path, run.epoch)
 
 
@@ -189,23 +195,40 @@ def roll_back(run: Run, start_of_epoch: dict, why: TrainingDiverged) -> None:
     Skipping the bad batches does not help once the weights are broken (every later batch is bad
     too); going back to the last good state and taking smaller steps does: on the six-element Zuo
     set, epoch 46 diverged at peak LR 1e-2 and, from the same state at 5e-3, improved on the best
-    validation loss (0.158 against 0.165).
+    validation loss (0.158 against 0.165).  The state kept is that of the start of the epoch only: on
+    data with fewer batches per epoch than the guard's ``max_in_a_row`` the break may predate it, and
+    the back-offs run out into :class:`TrainingDiverged`.
     """
     scale = run.schedule.lr_scale
+    load_train_state(run, start_of_epoch)  # also when giving up: the weights saved then are not the broken ones
     if scale <= 0.5**MAX_LR_BACKOFFS:
         raise TrainingDiverged(
             f"{why}: training diverged again after the peak LR was halved {MAX_LR_BACKOFFS} times "
             f"(to {run.config.lr * scale:.3g}). Check the data (the skipped structures are logged) or train "
             "with a lower --lr; best.pt and model.pt hold the best epoch, last.pt the last completed one.") from why
-    load_train_state(run, start_of_epoch)
     run.schedule.scale_lr(0.5)
     log.warning("epoch %d diverged (%s): rolled back to its start and halved the peak LR to %.3g",
                 run.epoch + 1, why, run.config.lr * run.schedule.lr_scale)
 
 
+def validation_blew_up(run: Run, valid: dict) -> str | None:
+    """Why the validation loss says the weights are broken (not finite, or above the spike factor × the
+    best so far), else None.  On zuo6 at LR 5e-3 every batch of epoch 50 was ordinary (mean loss 0.14)
+    and its validation loss was 6.6e4 against a best of 0.154: the last steps had broken the weights."""
+    loss, factor = valid["loss"], run.guard.factor
+    best = min((row["valid_loss"] for row in run.history), default=math.inf)
+    if not math.isfinite(loss):
+        return f"validation loss {loss}"
+    if factor and math.isfinite(best) and loss > factor * best:
+        return f"validation loss {loss:.4g} above {factor:g}x the best so far ({best:.4g})"
+    return None
+
+
 def train_epoch(run: Run, deadline: float | None) -> tuple[dict, bool]:
     """One pass over this rank's shard; returns mean loss parts and whether time ran out."""
     from tqdm.auto import tqdm
+
+    from ..runtime import progress_disabled
 
     cfg, model = run.config, run.model
     graphs = run.prep.train_graphs
@@ -215,17 +238,17 @@ def train_epoch(run: Run, deadline: float | None) -> tuple[dict, bool]:
     sums: dict[str, float] = {}
     model.train()
     of = "" if cfg.time_fitted else f"/{cfg.epoch_budget}"
-    # disable=None: no bar when stderr is not a terminal (a log file would fill with redraws)
     bar = tqdm(batches, desc=f"epoch {run.epoch + 1}{of}", leave=False,
-               disable=None if (cfg.progress and run.main) else True)
+               disable=progress_disabled(cfg.progress and run.main))
     timed_out, accepted, skipped_before = False, 0, run.guard.skipped
     for idx in bar:
         batch = collate([graphs[i] for i in idx]).to(run.prep.device)
         progress = progress_of(run)
         loss, parts = training_loss(model, batch, cfg, generator=run.generators["dens"],
                                     lambda_dens=lambda_dens_at(cfg.dens, progress), progress=progress)
-        if ddp.any_flag(run.guard.is_spike(parts["total"])):
-            skip_step(run, idx, parts["total"])
+        spike = run.guard.is_spike(parts["total"])
+        if ddp.any_flag(spike):  # every rank skips together; each names its own batch if it spiked
+            skip_step(run, idx, parts["total"], spike)
         else:
             optimizer_step(run, loss)
             run.guard.accepted(parts["total"])
@@ -242,12 +265,12 @@ def train_epoch(run: Run, deadline: float | None) -> tuple[dict, bool]:
     return mean, timed_out
 
 
-def skip_step(run: Run, idx: list[int], loss: float) -> None:
+def skip_step(run: Run, idx: list[int], loss: float, spiked_here: bool) -> None:
     """Leave the weights, optimizer moments and EMA as they are; the LR schedule keeps time."""
-    threshold = run.guard.threshold()
-    log.warning("epoch %d: skipped the step of a batch with loss %.4g (threshold %.4g = %g x the recent median); "
-                "training structures %s", run.epoch + 1, loss, threshold, run.config.spike_factor or float("nan"),
-                idx)
+    if spiked_here:
+        names = [run.prep.train_names[i] for i in idx] if run.prep.train_names else idx
+        log.warning("epoch %d: skipped the step of a batch with loss %.4g (threshold %.4g = %s x the recent median); "
+                    "structures %s", run.epoch + 1, loss, run.guard.threshold(), run.config.spike_factor, names)
     run.schedule.step()
     run.guard.rejected()
 
@@ -409,7 +432,19 @@ def train(config: TrainConfig, *, resume: str | Path | None = None, stop_after: 
     start = time.monotonic()
     deadline = start + 60.0 * config.time_limit if config.time_limit else None
     stop_at = run.epoch + stop_after if stop_after is not None else math.inf
-    last_epoch_s, stopped = 0.0, None
+    try:
+        stopped = train_epochs(run, out, deadline, stop_at)
+    except TrainingDiverged:
+        finish(run, out, "diverged")  # model.pt exists even if no epoch completed
+        raise
+    finish(run, out, stopped)
+    best = next((h for h in run.history if h["epoch"] == run.best_epoch), {})
+    return TrainResult(out, run.epoch, run.best_epoch, best, stopped, run.history)
+
+
+def train_epochs(run: Run, out: Path, deadline: float | None, stop_at: float) -> str:
+    """Epochs until a stop reason; returns it."""
+    last_epoch_s = 0.0
     while (stopped := stop_reason(run, deadline, last_epoch_s, stop_at)) is None:
         t0 = time.monotonic()
         start_of_epoch = copy.deepcopy(train_state(run))
@@ -419,18 +454,19 @@ def train(config: TrainConfig, *, resume: str | Path | None = None, stop_after: 
             roll_back(run, start_of_epoch, why)
             continue
         if timed_out:
-            stopped = "time_limit"
-            break
+            return "time_limit"
         valid = validate(run)
+        broken = validation_blew_up(run, valid)
+        if broken:  # the last steps of the epoch broke the weights; its batches could not show it
+            roll_back(run, start_of_epoch, TrainingDiverged(broken))
+            continue
         last_epoch_s = time.monotonic() - t0
         run.elapsed_s += last_epoch_s
         run.epoch_times.append(last_epoch_s)
-        if config.time_fitted:
+        if run.config.time_fitted:
             fit_schedule_to_time(run, deadline - time.monotonic())
         end_epoch(run, out, parts, valid, last_epoch_s)
-    finish(run, out, stopped)
-    best = next((h for h in run.history if h["epoch"] == run.best_epoch), {})
-    return TrainResult(out, run.epoch, run.best_epoch, best, stopped, run.history)
+    return stopped
 
 
 def finish(run: Run, out: Path, stopped: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,6 +25,8 @@ class Prepared:
     train_graphs: list
     valid_graphs: list
     device: torch.device
+    # "file:frame" of each training graph, for messages about particular structures
+    train_names: list[str] = field(default_factory=list)
 
 
 def load_sets(config: TrainConfig) -> tuple[LabelledSet, LabelledSet]:
@@ -97,12 +99,19 @@ def prepare(config: TrainConfig, *, device: torch.device, resume: str | Path | N
     cutoff = model.config.r_max + config.effective_graph_skin()
     check_config_types(config.config_type_weights, train, valid)
     train_graphs = build_graphs(train, model.config.species, cutoff, dtype, config.config_type_weights)
+    train_names = frame_names(train)
     valid_graphs = build_graphs(valid, model.config.species, model.config.r_max, dtype, config.config_type_weights)
     if config.replay_file:
         replay = load_replay(config, round(config.replay_fraction * len(train)))
         check_species(replay, model.config.species, "the model")
         train_graphs += build_graphs(replay, model.config.species, cutoff, dtype)
+        train_names += frame_names(replay)
         log.info("replay: %d frame(s) of %s (forces only) mixed into the training set", len(replay), replay.source)
     log.info("%d training / %d validation structures; model with %d parameters",
              len(train_graphs), len(valid_graphs), model.num_parameters())
-    return Prepared(model.to(device), train_graphs, valid_graphs, device)
+    return Prepared(model.to(device), train_graphs, valid_graphs, device, train_names)
+
+
+def frame_names(data: LabelledSet) -> list[str]:
+    name = Path(data.source).name
+    return [f"{name}:{data.frame_number(k)}" for k in range(len(data))]

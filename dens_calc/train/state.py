@@ -115,7 +115,8 @@ class TrainingDiverged(RuntimeError):
 class SpikeGuard:
     """Skips the optimizer step of a batch whose loss is far above the recent typical loss.
 
-    A step is skipped when its loss is not finite or exceeds ``factor`` × the median of the last
+    A step is skipped when its loss is not finite (always, also with ``factor`` None) or exceeds
+    ``factor`` × the median of the last
     ``window`` accepted losses (judged after ``warmup`` of them).  Ordinary batches stay within ~10×
     the median, and the late stage raises the loss by at most its energy factor (×100), so the
     default factor of 1000 does not touch normal training, while a corrupt label costs one skipped
@@ -147,8 +148,9 @@ class SpikeGuard:
         self.in_a_row += 1
         if self.in_a_row >= self.max_in_a_row:
             raise TrainingDiverged(
-                f"{self.in_a_row} batches in a row had a loss above {self.factor:g}x the recent median "
-                f"({statistics.median(self.recent) if self.recent else float('nan'):.4g}) or not finite")
+                f"{self.in_a_row} batches in a row had a loss that was not finite"
+                + (f" or above {self.factor:g}x the recent median "
+                   f"({statistics.median(self.recent) if self.recent else float('nan'):.4g})" if self.factor else ""))
 
     def state_dict(self) -> dict:
         return {"recent": list(self.recent), "skipped": self.skipped}
