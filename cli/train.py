@@ -90,6 +90,8 @@ ARCH = [
     ("--correlation", "model.correlation", "Body order of the node product per layer: 2 (square) or 3 (adds a cubic term)."),
     ("--pair-repulsion/--no-pair-repulsion", "model.pair_repulsion",
      "Add ZBL nuclear repulsion below the sum of covalent radii (keeps hot MD from collapsing)."),
+    ("--product-norm/--no-product-norm", "model.product_norm",
+     "The node products see the messages through a smooth RMS norm (bounds large features; experimental, off)."),
     ("--noise-block/--no-noise-block", "model.noise_block",
      "DeNS noise head on its own interaction block (training only; no cost in MD) instead of a linear read-out."),
 ]

@@ -20,6 +20,7 @@ VARIANTS = {
     "lmax0": dict(l_max=0), "lmax1-1layer": dict(l_max=1, layers=1), "lmax2": dict(l_max=2),
     "lmax3-3layers": dict(l_max=3, layers=3), "correlation3": dict(correlation=3), "rank1": dict(radial_rank=1),
     "rank4": dict(radial_rank=4), "pair-repulsion": dict(pair_repulsion=True),
+    "product-norm": dict(correlation=3, product_norm=True),
 }
 
 

@@ -81,6 +81,32 @@ class EquivariantLinear(nn.Module):
         return out.contiguous()
 
 
+class SoftRMSNorm(nn.Module):
+    """x · gain / sqrt(1 + ms(x)) per node: bounds features without touching small ones.
+
+    ``ms`` is the mean over channels and degrees of each degree's mean square over its 2l+1
+    components (each degree counts equally, and a norm over m is rotation invariant, so the scale
+    is invariant and the map equivariant).  Unlike a plain RMS norm the 1 in the root keeps it smooth
+    and near the identity where features are small: an atom losing its last neighbour, or an l = 1
+    feature passing through zero at a symmetric site, does not make the output jump.  Large
+    features are scaled to O(1), which keeps the polynomial node products from amplifying them
+    (the six-element Zuo model reached layer-2 products of 1e3 without it: docs/ARCHITECTURE.md).
+    """
+
+    def __init__(self, l_max: int, channels: int):
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(l_max + 1, channels))
+        self.register_buffer("component_degree", degree_of_component(l_max), persistent=False)
+        self.register_buffer("inv_multiplicity", 1.0 / (2.0 * torch.arange(l_max + 1) + 1.0), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, D, C] -> [N, D, C]
+        n, _, c = x.shape
+        per_degree = x.new_zeros(n, self.gain.shape[0], c).index_add_(1, self.component_degree, x * x)
+        mean_square = (per_degree * self.inv_multiplicity.to(x.dtype)[:, None]).mean(dim=(1, 2))  # [N]
+        scale = torch.rsqrt(1.0 + mean_square)[:, None, None] * torch.index_select(self.gain, 0, self.component_degree)
+        return x * scale
+
+
 class RadialMLP(nn.Module):
     """Maps the radial basis of each edge to per-path, per-channel tensor-product weights."""
 

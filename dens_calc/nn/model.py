@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from .blocks import BesselBasis, EdgeConvolution, EquivariantLinear, ForceEncoding, SquareProduct, VectorHead, ZBLRepulsion
+from .blocks import (BesselBasis, EdgeConvolution, EquivariantLinear, ForceEncoding, SoftRMSNorm, SquareProduct, VectorHead,
+                     ZBLRepulsion)
 
 
 @dataclass
@@ -39,6 +40,9 @@ class ModelConfig:
     # DeNS noise head on its own interaction block (the reference's design) instead of a linear
     # read-out of the trunk's l = 1 features; run only when the noise is asked for (DeNS training)
     noise_block: bool = False
+    # the node products see the messages through SoftRMSNorm (bounded, smooth); the linear path keeps
+    # them as they are.  Off: the products of features of order 1e3 made six-element training fragile
+    product_norm: bool = False
 
     def __post_init__(self) -> None:
         if len(self.species) != len(self.atomic_energies):
@@ -76,15 +80,17 @@ class InteractionLayer(nn.Module):
         self.conv = EdgeConvolution(cfg.l_max, c, cfg.num_basis, cfg.radial_hidden, cfg.radial_rank)
         self.product = SquareProduct(cfg.l_max, c, len(cfg.species))
         self.cubic = SquareProduct(cfg.l_max, c, len(cfg.species), symmetric=False) if cfg.correlation >= 3 else None
+        self.norm = SoftRMSNorm(cfg.l_max, c) if cfg.product_norm else None
         self.linear_out = EquivariantLinear(cfg.l_max, c, c)
         self.inv_avg_neighbors = 1.0 / cfg.avg_num_neighbors
 
     def forward(self, h, species, sh, basis, envelope, sender, receiver, scalar_input=False):
         agg = self.conv(self.linear_up(h), sh, basis, envelope, sender, receiver, scalar_input) * self.inv_avg_neighbors
-        square = self.product(agg, species)
+        a = self.norm(agg) if self.norm is not None else agg
+        square = self.product(a, species)
         node = agg + square
         if self.cubic is not None:
-            node = node + self.cubic(square, species, agg)
+            node = node + self.cubic(square, species, a)
         return h + self.linear_out(node)
 
 
