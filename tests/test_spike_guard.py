@@ -108,7 +108,8 @@ def test_a_diverged_epoch_is_retried_from_its_start_at_half_the_lr(tmp_path, mon
                          scheduler="plateau")
     with caplog.at_level(logging.WARNING, logger="dens_calc.train.loop"):
         result = train(config)
-    assert caplog.text.count("rolled back to its start and halved the peak LR") == 1
+    assert caplog.text.count("epoch 4 diverged") == 1
+    assert "rolled back to the start of epoch 4 and halved the peak LR to 0.0005" in caplog.text
     # the retried epoch starts from exactly the weights and batch order of the first attempt
     assert broken.losses[35 - 1] == broken.losses[28 - 1]
     assert broken.losses[36 - 1] != broken.losses[29 - 1]  # then it steps at half the LR
@@ -171,7 +172,31 @@ def test_an_epoch_whose_validation_blows_up_is_retried(tmp_path, monkeypatch, ca
                          lr=1e-3)
     with caplog.at_level(logging.WARNING, logger="dens_calc.train.loop"):
         result = train(config)
-    assert "epoch 3 diverged (validation loss" in caplog.text
+    assert "epoch 3 diverged (validation loss" in caplog.text and "to the start of epoch 3" in caplog.text
     assert calls == [0, 1, 2, 2, 3]  # epoch 3 (run.epoch 2 before it) ran twice
     assert [row["lr"] for row in result.history] == pytest.approx([1e-3, 1e-3, 0.5e-3, 0.5e-3])
     assert max(row["valid_loss"] for row in result.history) < 1e3 * min(row["valid_loss"] for row in result.history)
+
+
+def test_a_second_failure_in_a_row_goes_back_one_more_epoch(tmp_path, monkeypatch, caplog):
+    """Weights can break an epoch before the one that shows it: retrying from that epoch's start fails again."""
+    import dens_calc.train.loop as loop
+
+    data = tmp_path / "train.xyz"
+    write(str(data), emt_frames(12, seed=5))
+    real, calls = loop.validate, []
+
+    def validate(run):
+        calls.append(run.epoch)
+        valid = real(run)
+        return {**valid, "loss": valid["loss"] * 1e6} if len(calls) in (3, 4) else valid
+
+    monkeypatch.setattr(loop, "validate", validate)
+    config = tiny_config(tmp_path, data, batch_size=1, max_epochs=4, dens={"enabled": False}, scheduler="plateau",
+                         lr=1e-3)
+    with caplog.at_level(logging.WARNING, logger="dens_calc.train.loop"):
+        result = train(config)
+    assert "rolled back to the start of epoch 3 and halved" in caplog.text
+    assert "rolled back to the start of epoch 2 and halved" in caplog.text
+    assert calls == [0, 1, 2, 2, 1, 2, 3]  # epoch 3 twice, then epochs 2-4 again
+    assert [row["lr"] for row in result.history] == pytest.approx([1e-3, 0.25e-3, 0.25e-3, 0.25e-3])

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,7 +161,7 @@ def restore(run: Run, path: Path) -> None:
         # a new --lr on resume is the LR the user wants: it replaces the automatic back-off
         log.info("peak LR %g given on resume replaces the backed-off %g", run.config.lr,
                  payload["train_config"]["lr"] * run.schedule.lr_scale)
-        run.schedule.scale_lr(1.0 / run.schedule.lr_scale)
+        run.schedule.set_lr_scale(1.0)
     log.info("resumed from %s at epoch %d", path, run.epoch)
 
 
@@ -185,30 +186,54 @@ def load_train_state(run: Run, state: dict) -> None:
     run.bad_epochs, run.history, run.elapsed_s = int(state["bad_epochs"]), list(state["history"]), float(state["elapsed_s"])
 
 
-# a diverged epoch is retried from its start with the peak LR halved, at most this many times per run
+# a diverged epoch is retried at half the peak LR, at most this many times per run; the k-th failure in a
+# row goes back k epoch starts (the weights can break before the epoch that shows it)
 MAX_LR_BACKOFFS = 3
 
 
-def roll_back(run: Run, start_of_epoch: dict, why: TrainingDiverged) -> None:
-    """Recover from a diverged epoch: back to the state at its start, with half the learning rate.
+class EpochStarts:
+    """The training state at the start of the last few epochs, to roll back to when training diverges."""
+
+    def __init__(self, depth: int = MAX_LR_BACKOFFS):
+        self.states: deque[dict] = deque(maxlen=depth)
+        self.failures = 0  # divergences since the last epoch that completed cleanly
+
+    def remember(self, run: Run) -> None:
+        if not self.states or self.states[-1]["epoch"] != run.epoch:
+            self.states.append(copy.deepcopy(train_state(run)))
+
+    def completed(self) -> None:
+        self.failures = 0
+
+    def go_back(self) -> dict:
+        """The state to retry from: the current epoch's start on a first failure, one epoch earlier on
+        a second in a row, and so on (newer states are dropped)."""
+        self.failures += 1
+        for _ in range(min(self.failures, len(self.states)) - 1):
+            self.states.pop()
+        return copy.deepcopy(self.states[-1])  # loading must not alias tensors a later rollback reuses
+
+
+def roll_back(run: Run, starts: EpochStarts, why: TrainingDiverged) -> None:
+    """Recover from a diverged epoch: back to an earlier state, with half the learning rate.
 
     Skipping the bad batches does not help once the weights are broken (every later batch is bad
-    too); going back to the last good state and taking smaller steps does: on the six-element Zuo
-    set, epoch 46 diverged at peak LR 1e-2 and, from the same state at 5e-3, improved on the best
-    validation loss (0.158 against 0.165).  The state kept is that of the start of the epoch only: on
-    data with fewer batches per epoch than the guard's ``max_in_a_row`` the break may predate it, and
-    the back-offs run out into :class:`TrainingDiverged`.
+    too); going back to a good state and taking smaller steps does: on the six-element Zuo set,
+    epoch 46 diverged at peak LR 1e-2 and, from the same state at 5e-3, improved on the best
+    validation loss (0.158 against 0.165).  Epoch 50 of the same run (at 5e-3) diverged again from
+    its start at 2.5e-3 and 1.25e-3: the weights were already broken when it began, hence the
+    deeper retries.
     """
-    scale = run.schedule.lr_scale
-    load_train_state(run, start_of_epoch)  # also when giving up: the weights saved then are not the broken ones
+    scale, failing = run.schedule.lr_scale, run.epoch + 1
+    load_train_state(run, starts.go_back())  # also when giving up: the weights saved then are not the broken ones
     if scale <= 0.5**MAX_LR_BACKOFFS:
         raise TrainingDiverged(
             f"{why}: training diverged again after the peak LR was halved {MAX_LR_BACKOFFS} times "
             f"(to {run.config.lr * scale:.3g}). Check the data (the skipped structures are logged) or train "
             "with a lower --lr; best.pt and model.pt hold the best epoch, last.pt the last completed one.") from why
-    run.schedule.scale_lr(0.5)
-    log.warning("epoch %d diverged (%s): rolled back to its start and halved the peak LR to %.3g",
-                run.epoch + 1, why, run.config.lr * run.schedule.lr_scale)
+    run.schedule.set_lr_scale(scale * 0.5)
+    log.warning("epoch %d diverged (%s): rolled back to the start of epoch %d and halved the peak LR to %.3g",
+                failing, why, run.epoch + 1, run.config.lr * run.schedule.lr_scale)
 
 
 def validation_blew_up(run: Run, valid: dict) -> str | None:
@@ -444,22 +469,23 @@ def train(config: TrainConfig, *, resume: str | Path | None = None, stop_after: 
 
 def train_epochs(run: Run, out: Path, deadline: float | None, stop_at: float) -> str:
     """Epochs until a stop reason; returns it."""
-    last_epoch_s = 0.0
+    last_epoch_s, starts = 0.0, EpochStarts()
     while (stopped := stop_reason(run, deadline, last_epoch_s, stop_at)) is None:
         t0 = time.monotonic()
-        start_of_epoch = copy.deepcopy(train_state(run))
+        starts.remember(run)
         try:
             parts, timed_out = train_epoch(run, deadline)
         except TrainingDiverged as why:
-            roll_back(run, start_of_epoch, why)
+            roll_back(run, starts, why)
             continue
         if timed_out:
             return "time_limit"
         valid = validate(run)
         broken = validation_blew_up(run, valid)
         if broken:  # the last steps of the epoch broke the weights; its batches could not show it
-            roll_back(run, start_of_epoch, TrainingDiverged(broken))
+            roll_back(run, starts, TrainingDiverged(broken))
             continue
+        starts.completed()
         last_epoch_s = time.monotonic() - t0
         run.elapsed_s += last_epoch_s
         run.epoch_times.append(last_epoch_s)

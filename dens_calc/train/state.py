@@ -65,9 +65,9 @@ class LRSchedule:
         self.step_count += 1
         self._apply()
 
-    def scale_lr(self, factor: float) -> None:
+    def set_lr_scale(self, scale: float) -> None:
         """Scale the whole schedule (peak and floor) from now on, e.g. after a divergence."""
-        self.lr_scale *= factor
+        self.lr_scale = float(scale)
         self._apply()
 
     def epoch_end(self, valid_loss: float) -> None:
