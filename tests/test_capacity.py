@@ -67,3 +67,24 @@ def test_correlation_must_be_2_or_3():
 
     with pytest.raises(ValueError, match="correlation"):
         ModelConfig(species=[1], atomic_energies=[0.0], correlation=4)
+
+
+def test_soft_rms_norm_leaves_small_features_and_bounds_large_ones():
+    from dens_calc.nn.blocks import SoftRMSNorm
+
+    norm = SoftRMSNorm(l_max=2, channels=4).double()
+    x = torch.randn(5, 9, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(norm(1e-3 * x), 1e-3 * x, rtol=1e-5)  # ~identity where features are small
+    big = norm(1e4 * x)
+    assert big.abs().max() < 10 and torch.allclose(big, norm(1e5 * x), rtol=1e-6)  # scale-free where large
+    zero = torch.zeros(2, 9, 4, dtype=torch.float64, requires_grad=True)
+    out = norm(zero)
+    out.sum().backward()  # smooth at zero (no division by a vanishing norm)
+    assert torch.isfinite(zero.grad).all() and torch.equal(out, zero)
+
+
+def test_models_saved_before_the_product_norm_load_without_it():
+    from dens_calc.nn.model import ModelConfig
+
+    config = ModelConfig.from_dict({"species": [14], "atomic_energies": [-5.0]})
+    assert config.product_norm is False
