@@ -3,7 +3,8 @@
 Per epoch: shuffled batches (an explicit generator), DeNS loss, AdamW step with gradient
 clipping (a batch with a loss spike gets no step), EMA update; then validation with the EMA
 weights, an atomic ``last.pt`` (full resume state) and, on improvement, ``best.pt`` and the model
-directory ``model.pt``.  An epoch that diverges is retried from its start at half the LR.
+directory ``model.pt``.  An epoch that diverges is retried at half the LR from its start (from an
+earlier epoch's start if it fails again: ``EpochStarts``).
 """
 
 from __future__ import annotations
