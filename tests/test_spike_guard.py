@@ -154,8 +154,9 @@ def test_a_run_that_diverges_in_its_first_epoch_still_leaves_a_model(tmp_path, m
     assert (tmp_path / "run" / "model.pt").exists()
 
 
-def test_an_epoch_whose_validation_blows_up_is_retried(tmp_path, monkeypatch, caplog):
-    """The last steps of an epoch can break the weights without any batch showing it."""
+def _train_with_validation_blowing_up(tmp_path, monkeypatch, caplog, at: set[int]):
+    """4 epochs of 9 batches; the validations numbered in ``at`` report a loss ×1e6 (weights broken in
+    an epoch's last steps).  Returns the result and the epoch count before each validation."""
     import dens_calc.train.loop as loop
 
     data = tmp_path / "train.xyz"
@@ -165,13 +166,18 @@ def test_an_epoch_whose_validation_blows_up_is_retried(tmp_path, monkeypatch, ca
     def validate(run):
         calls.append(run.epoch)
         valid = real(run)
-        return {**valid, "loss": valid["loss"] * 1e6} if len(calls) == 3 else valid
+        return {**valid, "loss": valid["loss"] * 1e6} if len(calls) in at else valid
 
     monkeypatch.setattr(loop, "validate", validate)
     config = tiny_config(tmp_path, data, batch_size=1, max_epochs=4, dens={"enabled": False}, scheduler="plateau",
                          lr=1e-3)
     with caplog.at_level(logging.WARNING, logger="dens_calc.train.loop"):
-        result = train(config)
+        return train(config), calls
+
+
+def test_an_epoch_whose_validation_blows_up_is_retried(tmp_path, monkeypatch, caplog):
+    """The last steps of an epoch can break the weights without any batch showing it."""
+    result, calls = _train_with_validation_blowing_up(tmp_path, monkeypatch, caplog, at={3})
     assert "epoch 3 diverged (validation loss" in caplog.text and "to the start of epoch 3" in caplog.text
     assert calls == [0, 1, 2, 2, 3]  # epoch 3 (run.epoch 2 before it) ran twice
     assert [row["lr"] for row in result.history] == pytest.approx([1e-3, 1e-3, 0.5e-3, 0.5e-3])
@@ -180,22 +186,7 @@ def test_an_epoch_whose_validation_blows_up_is_retried(tmp_path, monkeypatch, ca
 
 def test_a_second_failure_in_a_row_goes_back_one_more_epoch(tmp_path, monkeypatch, caplog):
     """Weights can break an epoch before the one that shows it: retrying from that epoch's start fails again."""
-    import dens_calc.train.loop as loop
-
-    data = tmp_path / "train.xyz"
-    write(str(data), emt_frames(12, seed=5))
-    real, calls = loop.validate, []
-
-    def validate(run):
-        calls.append(run.epoch)
-        valid = real(run)
-        return {**valid, "loss": valid["loss"] * 1e6} if len(calls) in (3, 4) else valid
-
-    monkeypatch.setattr(loop, "validate", validate)
-    config = tiny_config(tmp_path, data, batch_size=1, max_epochs=4, dens={"enabled": False}, scheduler="plateau",
-                         lr=1e-3)
-    with caplog.at_level(logging.WARNING, logger="dens_calc.train.loop"):
-        result = train(config)
+    result, calls = _train_with_validation_blowing_up(tmp_path, monkeypatch, caplog, at={3, 4})
     assert "rolled back to the start of epoch 3 and halved" in caplog.text
     assert "rolled back to the start of epoch 2 and halved" in caplog.text
     assert calls == [0, 1, 2, 2, 1, 2, 3]  # epoch 3 twice, then epochs 2-4 again
