@@ -109,15 +109,15 @@ def set_rng_state(generators: dict[str, torch.Generator], state: dict) -> None:
 
 
 class TrainingDiverged(RuntimeError):
-    """The model gives losses far above its recent ones on batch after batch: it has diverged."""
+    """Training has diverged: batch after batch far above the recent losses, or a validation loss far
+    above the best (the loop rolls back; raised to the caller once the LR back-offs are used up)."""
 
 
 class SpikeGuard:
     """Skips the optimizer step of a batch whose loss is far above the recent typical loss.
 
     A step is skipped when its loss is not finite (always, also with ``factor`` None) or exceeds
-    ``factor`` × the median of the last
-    ``window`` accepted losses (judged after ``warmup`` of them).  Ordinary batches stay within ~10×
+    ``factor`` × the median of the last ``window`` accepted losses (judged after ``warmup`` of them).  Ordinary batches stay within ~10×
     the median, and the late stage raises the loss by at most its energy factor (×100), so the
     default factor of 1000 does not touch normal training, while a corrupt label costs one skipped
     step per epoch.  ``max_in_a_row`` skips in a row mean the model itself is broken (on the
@@ -132,9 +132,9 @@ class SpikeGuard:
         self.in_a_row = 0
 
     def threshold(self) -> float:
-        if self.factor is None or len(self.recent) < self.warmup:
-            return math.inf
-        return self.factor * statistics.median(self.recent)
+        median = statistics.median(self.recent) if len(self.recent) >= self.warmup else 0.0
+        # a median of exactly 0 (a perfect fit) gives no scale to judge by
+        return self.factor * median if self.factor is not None and median > 0 else math.inf
 
     def is_spike(self, loss: float) -> bool:
         return not math.isfinite(loss) or loss > self.threshold()
