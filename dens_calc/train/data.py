@@ -69,7 +69,8 @@ def load_labelled(path: str | Path, config: TrainConfig) -> LabelledSet:
             isolated[int(frames[k].numbers[0])] = labels["energy"]
         log.info("%s: %d isolated-atom frame(s) (%s) used as E0s, not as training structures", path,
                  len(isolated_at), symbols(isolated))
-        kept = [k for k in range(len(frames)) if k not in set(isolated_at)]
+        lone_at = set(isolated_at)
+        kept = [k for k in range(len(frames)) if k not in lone_at]
         frames, index = [frames[k] for k in kept], kept  # frame numbers stay those of the file
     labels = check_labels(frames, path, needed_labels(config), keys)
     return LabelledSet(frames, labels, str(path), index, isolated=isolated)
