@@ -34,10 +34,9 @@ COMMON = [
     ("--ema-decay", "ema_decay", "EMA decay of the weights used for validation and saving."),
     ("--grad-clip", "grad_clip", "Gradient-norm clipping threshold."),
     ("--spike-factor", "spike_factor", "Skip the step of a batch whose loss is above this many times the median of "
-                                       "the recent batches, or not finite (logged; after 5 in a row, or a validation loss above "
-                                       "this x the best, the epoch is retried from its start at half the LR, at most 3 "
-                                       "times). 0: skip only losses that are "
-                                       "not finite."),
+                                       "the recent batches, or not finite (logged; after 5 in a row, or a validation "
+                                       "loss above this x the best, the epoch is retried from its start at half the "
+                                       "LR, at most 3 times). 0: skip only losses that are not finite."),
     ("--patience", "patience", "Early stopping: stop after this many epochs without validation improvement "
                                "(default: off; the best checkpoint is kept either way)."),
     ("--energy-weight", "energy_weight", "λ_E, weight of the per-atom energy error."),
