@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Two or more trained models of one architecture combined: prediction average and weight average.
+
+    python benchmarks/combine_models.py --models runs/a/model.pt runs/b/model.pt \
+        --test ../shared/data/3BPA/test_300K.xyz ../shared/data/3BPA/test_600K.xyz --out runs/combined
+
+Evaluates on the test files in float64: each model alone; the ensemble (the mean of the models' energies, so
+forces and stress are the mean's exact derivatives: still conservative, at N times the call cost); and the
+model whose weights are the mean of the models' weights (one model's call cost, written to OUT/averaged.pt).
+The weight average only makes sense for models in one basin, e.g. snapshots of one run or a run and its
+continuation (stochastic weight averaging); the script measures whether it does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def averaged_checkpoint(paths: list[str], out: Path) -> Path:
+    """A checkpoint whose weights are the element-wise mean of the given checkpoints' (same architecture)."""
+    from dens_calc.checkpoint import atomic_torch_save, read_checkpoint
+    from dens_calc.nn.model import ModelConfig
+
+    payloads = [read_checkpoint(p) for p in paths]
+    first = payloads[0]
+    # compared as configs, so that files written before a new (defaulted) key existed still match
+    for path, other in zip(paths[1:], payloads[1:]):
+        if ModelConfig.from_dict(other["model_config"]) != ModelConfig.from_dict(first["model_config"]):
+            raise SystemExit(f"{path} has another architecture than {paths[0]}: weights cannot be averaged")
+    state = {}
+    for key, value in first["model_state"].items():
+        stacked = torch.stack([p["model_state"][key] for p in payloads])
+        state[key] = stacked.mean(0) if value.is_floating_point() else value
+    averaged = dict(first, model_state=state,
+                    metadata=dict(first.get("metadata") or {}, averaged_from=[str(p) for p in paths]))
+    target = out / "averaged.pt"
+    atomic_torch_save(averaged, target)
+    return target
+
+
+def ensemble_metrics(paths: list[str], test: str) -> dict:
+    """Test metrics of the mean prediction of several models (float64)."""
+    from dens_calc.calculators import DeNSCalculator
+    from dens_calc.data import check_labels, read_structures
+    from dens_calc.train.evaluate import collect, metrics
+
+    frames = read_structures(test)
+    labels = check_labels(frames, test, ("energy",), None)
+    per_model = [DeNSCalculator(p, dtype="float64").batch_evaluate(frames, batch_size=16) for p in paths]
+    mean = [{key: np.mean([r[i][key] for r in per_model], axis=0) for key in per_model[0][i]}
+            for i in range(len(frames))]
+    return {"file": test, "structures": len(frames), "metrics": metrics(collect(frames, labels, mean))}
+
+
+def row(name: str, evaluation: dict) -> str:
+    m = evaluation["metrics"]
+    return (f"| {name} | {Path(evaluation['file']).name} | {m['forces']['rmse']:.2f} | {m['energy']['rmse']:.2f} | "
+            f"{m['forces']['mae']:.2f} | {m['energy_per_atom']['mae']:.3f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--test", nargs="+", required=True)
+    parser.add_argument("--out", required=True, help="directory for averaged.pt and combined.json")
+    args = parser.parse_args()
+    if len(args.models) < 2:
+        raise SystemExit("give at least two models")
+    from dens_calc.train import evaluate_file
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    averaged = averaged_checkpoint(args.models, out)
+    results = {}
+    for test in args.test:
+        results[test] = {
+            **{model: evaluate_file(model, test, dtype="float64") for model in args.models},
+            "ensemble": ensemble_metrics(args.models, test),
+            "weight_average": evaluate_file(str(averaged), test, dtype="float64"),
+        }
+    (out / "combined.json").write_text(json.dumps(results, indent=1) + "\n")
+    print("| model | test file | F RMSE (meV/Å) | E RMSE (meV) | F MAE | E MAE (meV/atom) |\n|---|---|---|---|---|---|")
+    for test, by_name in results.items():
+        for name, evaluation in by_name.items():
+            print(row(name, evaluation))
+
+
+if __name__ == "__main__":
+    main()
