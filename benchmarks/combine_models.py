@@ -14,6 +14,7 @@ continuation (stochastic weight averaging); the script measures whether it does.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -28,15 +29,19 @@ def averaged_checkpoint(paths: list[str], out: Path) -> Path:
 
     payloads = [read_checkpoint(p) for p in paths]
     first = payloads[0]
-    # compared as configs, so that files written before a new (defaulted) key existed still match
-    for path, other in zip(paths[1:], payloads[1:]):
-        if ModelConfig.from_dict(other["model_config"]) != ModelConfig.from_dict(first["model_config"]):
+    configs = [dataclasses.asdict(ModelConfig.from_dict(p["model_config"])) for p in payloads]
+    # compared as configs, so that files written before a new (defaulted) key existed still match; the E0s
+    # may differ (a fine-tuning run refits them) and are averaged like the weights
+    for path, config in zip(paths[1:], configs[1:]):
+        if {**config, "atomic_energies": None} != {**configs[0], "atomic_energies": None}:
             raise SystemExit(f"{path} has another architecture than {paths[0]}: weights cannot be averaged")
+    model_config = dict(first["model_config"],
+                        atomic_energies=np.mean([c["atomic_energies"] for c in configs], axis=0).tolist())
     state = {}
     for key, value in first["model_state"].items():
         stacked = torch.stack([p["model_state"][key] for p in payloads])
         state[key] = stacked.mean(0) if value.is_floating_point() else value
-    averaged = dict(first, model_state=state,
+    averaged = dict(first, model_config=model_config, model_state=state,
                     metadata=dict(first.get("metadata") or {}, averaged_from=[str(p) for p in paths]))
     target = out / "averaged.pt"
     atomic_torch_save(averaged, target)
