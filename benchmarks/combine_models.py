@@ -48,18 +48,19 @@ def averaged_checkpoint(paths: list[str], out: Path) -> Path:
     return target
 
 
-def ensemble_metrics(paths: list[str], test: str) -> dict:
-    """Test metrics of the mean prediction of several models (float64)."""
+def evaluate_together(paths: list[str], test: str) -> dict[str, dict]:
+    """Test metrics (float64) of each model and of their mean prediction, from one evaluation per model."""
     from dens_calc.calculators import DeNSCalculator
     from dens_calc.data import check_labels, read_structures
     from dens_calc.train.evaluate import collect, metrics
 
     frames = read_structures(test)
     labels = check_labels(frames, test, ("energy",), None)
-    per_model = [DeNSCalculator(p, dtype="float64").batch_evaluate(frames, batch_size=16) for p in paths]
-    mean = [{key: np.mean([r[i][key] for r in per_model], axis=0) for key in per_model[0][i]}
-            for i in range(len(frames))]
-    return {"file": test, "structures": len(frames), "metrics": metrics(collect(frames, labels, mean))}
+    predictions = {p: DeNSCalculator(p, dtype="float64").batch_evaluate(frames, batch_size=16) for p in paths}
+    predictions["ensemble"] = [{key: np.mean([r[i][key] for r in predictions.values()], axis=0)
+                                for key in predictions[paths[0]][i]} for i in range(len(frames))]
+    return {name: {"file": test, "structures": len(frames), "metrics": metrics(collect(frames, labels, results))}
+            for name, results in predictions.items()}
 
 
 def row(name: str, evaluation: dict) -> str:
@@ -83,11 +84,8 @@ def main() -> None:
     averaged = averaged_checkpoint(args.models, out)
     results = {}
     for test in args.test:
-        results[test] = {
-            **{model: evaluate_file(model, test, dtype="float64") for model in args.models},
-            "ensemble": ensemble_metrics(args.models, test),
-            "weight_average": evaluate_file(str(averaged), test, dtype="float64"),
-        }
+        results[test] = {**evaluate_together(args.models, test),
+                         "weight_average": evaluate_file(str(averaged), test, dtype="float64")}
     (out / "combined.json").write_text(json.dumps(results, indent=1) + "\n")
     print("| model | test file | F RMSE (meV/Å) | E RMSE (meV) | F MAE | E MAE (meV/atom) |\n|---|---|---|---|---|---|")
     for test, by_name in results.items():
