@@ -20,6 +20,7 @@ import ase.io
 import numpy as np
 
 from dens_calc import DeNSCalculator
+from dens_calc.data.labels import extract_labels
 
 
 def group_name(atoms) -> str:
@@ -33,10 +34,10 @@ def group_errors(model: str, files: list[str]) -> dict:
     energy_err, force_err, force_ref = defaultdict(list), defaultdict(list), defaultdict(list)
     for path in files:
         for atoms in ase.io.read(path, ":"):
-            e_ref = atoms.info.get("REF_energy", atoms.info.get("energy"))
-            f_ref = atoms.arrays.get("REF_forces", atoms.arrays.get("forces"))
-            if e_ref is None or f_ref is None:
-                raise ValueError(f"{path}: a structure without energy/forces labels (REF_energy/energy, REF_forces/forces)")
+            labels, _ = extract_labels(atoms)  # the label keys dens-calc eval and train accept
+            if "energy" not in labels or "forces" not in labels:
+                raise ValueError(f"{path}: a structure without energy/forces labels")
+            e_ref, f_ref = labels["energy"], labels["forces"]
             key = group_name(atoms)
             work = atoms.copy()
             work.calc = calc
