@@ -7,7 +7,7 @@
 Evaluates on the test files in float64: each model alone; the ensemble (the mean of the models' energies, so
 forces and stress are the mean's exact derivatives: still conservative, at N times the call cost); and the
 model whose weights are the mean of the models' weights (one model's call cost, written to OUT/averaged.pt).
-The weight average only makes sense for models in one basin, e.g. snapshots of one run or a run and its
+Models of different architectures give the ensemble only. The weight average only makes sense for models in one basin, e.g. snapshots of one run or a run and its
 continuation (stochastic weight averaging); the script measures whether it does.
 """
 
@@ -34,7 +34,7 @@ def averaged_checkpoint(paths: list[str], out: Path) -> Path:
     # may differ (a fine-tuning run refits them) and are averaged like the weights
     for path, config in zip(paths[1:], configs[1:]):
         if {**config, "atomic_energies": None} != {**configs[0], "atomic_energies": None}:
-            raise SystemExit(f"{path} has another architecture than {paths[0]}: weights cannot be averaged")
+            raise ValueError(f"{path} has another architecture than {paths[0]}: weights cannot be averaged")
     model_config = dict(first["model_config"],
                         atomic_energies=np.mean([c["atomic_energies"] for c in configs], axis=0).tolist())
     state = {}
@@ -65,8 +65,9 @@ def evaluate_together(paths: list[str], test: str) -> dict[str, dict]:
 
 def row(name: str, evaluation: dict) -> str:
     m = evaluation["metrics"]
+    stress = f"{m['stress']['mae']:.2f}" if "stress" in m else "–"
     return (f"| {name} | {Path(evaluation['file']).name} | {m['forces']['rmse']:.2f} | {m['energy']['rmse']:.2f} | "
-            f"{m['forces']['mae']:.2f} | {m['energy_per_atom']['mae']:.3f} |")
+            f"{m['forces']['mae']:.2f} | {m['energy_per_atom']['mae']:.3f} | {stress} |")
 
 
 def main() -> None:
@@ -81,13 +82,19 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    averaged = averaged_checkpoint(args.models, out)
+    try:
+        averaged = averaged_checkpoint(args.models, out)
+    except ValueError as error:  # models of different architectures still make an ensemble
+        print(f"no weight average: {error}")
+        averaged = None
     results = {}
     for test in args.test:
-        results[test] = {**evaluate_together(args.models, test),
-                         "weight_average": evaluate_file(str(averaged), test, dtype="float64")}
+        results[test] = evaluate_together(args.models, test)
+        if averaged is not None:
+            results[test]["weight_average"] = evaluate_file(str(averaged), test, dtype="float64")
     (out / "combined.json").write_text(json.dumps(results, indent=1) + "\n")
-    print("| model | test file | F RMSE (meV/Å) | E RMSE (meV) | F MAE | E MAE (meV/atom) |\n|---|---|---|---|---|---|")
+    print("| model | test file | F RMSE (meV/Å) | E RMSE (meV) | F MAE | E MAE (meV/atom) | S MAE (meV/Å³) |\n"
+          "|---|---|---|---|---|---|---|")
     for test, by_name in results.items():
         for name, evaluation in by_name.items():
             print(row(name, evaluation))
