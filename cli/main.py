@@ -38,6 +38,8 @@ main.add_command(phonons_cmd)
 main.add_command(singlepoint_cmd)
 main.add_command(models_cmd)
 
+from cli.committee import committee_cmd  # noqa: E402
 from cli.refit import refit_cmd  # noqa: E402
 
 main.add_command(refit_cmd)
+main.add_command(committee_cmd)

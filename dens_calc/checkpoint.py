@@ -6,6 +6,11 @@ A checkpoint is one file holding a dict of plain types and tensors, written with
     {"format_version": 1, "dens_calc_version": "...", "model_config": {...},
      "model_state": {name: tensor}, "metadata": {...}, optional resume state}
 
+A committee (:class:`~dens_calc.nn.committee.Committee`, several models whose mean energy is the
+prediction) is one file of the same kind with its members' configs and weights in ``"members"``
+(``[{"model_config", "model_state"}, ...]``) instead of ``"model_state"``; its ``"model_config"`` is the
+widest-cutoff member's, for listings and element matching.
+
 A model directory (``models/<name>/``) holds ``model.pt`` plus a human-readable
 ``config.json`` copy of the config and a model card ``README.md``.
 """
@@ -22,6 +27,7 @@ import torch
 from . import __version__
 from .files import atomic_write, atomic_write_text
 from .models import bundled_model_path
+from .nn.committee import Committee
 from .nn.model import DeNSPotential, ModelConfig
 
 FORMAT_VERSION = 1
@@ -58,6 +64,44 @@ def save_model(model: DeNSPotential, path: str | Path, *, metadata: dict | None 
     return target
 
 
+def save_committee(members: list[DeNSPotential], path: str | Path, *, metadata: dict | None = None) -> Path:
+    """Save models as one committee checkpoint (and, for a directory path, ``config.json``)."""
+    committee = Committee(members)  # checks that the members agree on the elements
+    path = Path(path)
+    target = path / CHECKPOINT_NAME if path.suffix != ".pt" else path
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "dens_calc_version": __version__,
+        "model_config": committee.config.to_dict(),
+        "members": [{"model_config": m.config.to_dict(),
+                     "model_state": {k: v.detach().cpu() for k, v in m.state_dict().items()}} for m in members],
+        "metadata": {"dtype": str(next(members[0].parameters()).dtype).removeprefix("torch."),
+                     "committee_size": len(members), **(metadata or {})},
+    }
+    atomic_torch_save(payload, target)
+    if target.name == CHECKPOINT_NAME:
+        config_json = {k: payload[k] for k in ("format_version", "dens_calc_version", "model_config", "metadata")}
+        config_json["members"] = [m["model_config"] for m in payload["members"]]
+        atomic_write_text(target.with_name("config.json"), json.dumps(config_json, indent=2, default=str))
+    return target
+
+
+def build_committee(sources: list[str | Path], path: str | Path, *, metadata: dict | None = None) -> Path:
+    """A committee checkpoint from trained models (files, model directories or bundled names).
+
+    Each member's training metadata is kept under ``metadata["members"]``, so the provenance survives.
+    """
+    if len(sources) < 2:
+        raise ValueError(f"a committee needs at least two models, got {len(sources)}")
+    loaded = [load_model(source) for source in sources]
+    provenance = [{"source": str(source), **member_metadata} for source, (_, member_metadata) in zip(sources, loaded)]
+    forces = {m.get("forces", "conservative") for m in provenance}
+    if forces != {"conservative"}:
+        raise ValueError("committee members must be conservative models (trained with --forces conservative)")
+    return save_committee([model for model, _ in loaded], path,
+                          metadata={"forces": "conservative", **(metadata or {}), "members": provenance})
+
+
 def resolve_checkpoint(model: str | Path) -> Path:
     """A checkpoint file from a file path, a model directory, or a bundled model name."""
     path = Path(model)
@@ -78,7 +122,8 @@ def read_checkpoint(path: str | Path) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError for bad files
         raise CheckpointError(f"{path}: not a readable dens-calc checkpoint (corrupt or truncated?): {exc}") from exc
-    if not isinstance(payload, dict) or "format_version" not in payload or "model_state" not in payload:
+    if not isinstance(payload, dict) or "format_version" not in payload or not (
+            "model_state" in payload or "members" in payload):
         raise CheckpointError(f"{path}: not a dens-calc checkpoint (missing format_version/model_state)")
     version = payload["format_version"]
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -97,6 +142,30 @@ def read_checkpoint(path: str | Path) -> dict:
 def load_model(path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> tuple[DeNSPotential, dict]:
     """Rebuild a model from a checkpoint on any device; returns the model (eval mode) and metadata."""
     payload = read_checkpoint(path)
+    if "members" in payload:
+        raise CheckpointError(f"{path} is a committee of {len(payload['members'])} models: it runs in the calculator "
+                              "(DeNSCalculator, every dens-calc command that simulates); training, fine-tuning and "
+                              "refitting take one of its members")
+    return _build_model(payload, path, device, dtype), dict(payload.get("metadata", {}))
+
+
+def load_potential(path: str | Path, *, device: str | torch.device = "cpu",
+                   dtype: torch.dtype | None = None) -> tuple[DeNSPotential | Committee, dict]:
+    """A model or a committee from a checkpoint (what the calculator runs), with the metadata."""
+    payload = read_checkpoint(path)
+    if "members" not in payload:
+        return _build_model(payload, path, device, dtype), dict(payload.get("metadata", {}))
+    members = [_build_model(member, f"{path} (member {k})", device, dtype)
+               for k, member in enumerate(payload["members"])]
+    try:
+        committee = Committee(members)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    return committee.eval(), dict(payload.get("metadata", {}))
+
+
+def _build_model(payload: dict, path, device, dtype) -> DeNSPotential:
+    """One model from its ``model_config`` and ``model_state`` entries."""
     try:
         config = ModelConfig.from_dict(payload["model_config"])
     except (TypeError, ValueError) as exc:
@@ -113,5 +182,4 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu", dtype: t
         raise CheckpointError(f"{path}: weights do not match the config: {exc}") from exc
     if dtype is not None:
         model = model.to(dtype)
-    model = model.to(device).eval()
-    return model, dict(payload.get("metadata", {}))
+    return model.to(device).eval()

@@ -14,8 +14,9 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .. import __version__
-from ..checkpoint import load_model, resolve_checkpoint
+from ..checkpoint import load_potential, resolve_checkpoint
 from ..data.graph import atoms_to_graph, collate
+from ..nn.committee import Committee
 from ..nn.fused import fused_available
 from ..nn.model import DeNSPotential, evaluate
 from ..runtime import resolve_device, resolve_dtype  # noqa: F401  (resolve_device: also imported from here)
@@ -36,7 +37,8 @@ class DeNSCalculator(Calculator):
     ----------
     model
         A checkpoint file, a model directory, a bundled model name (see ``dens-calc models``)
-        or an already built :class:`~dens_calc.nn.DeNSPotential`.
+        or an already built :class:`~dens_calc.nn.DeNSPotential` or
+        :class:`~dens_calc.nn.committee.Committee` (the mean energy of several models).
     device
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     dtype
@@ -53,19 +55,19 @@ class DeNSCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
-    def __init__(self, model: str | Path | DeNSPotential, *, device: str = "auto", dtype: str = "float32",
+    def __init__(self, model: str | Path | DeNSPotential | Committee, *, device: str = "auto", dtype: str = "float32",
                  forces: str = "auto", **kwargs):
         super().__init__(**kwargs)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
-        if isinstance(model, DeNSPotential):
+        if isinstance(model, (DeNSPotential, Committee)):
             # a private copy: converting dtype/device in place would change the caller's model
             self.model = copy.deepcopy(model).to(device=self.device, dtype=self.dtype).eval()
             self.metadata = {}
             source, digest = "in-memory", None
         else:
             path = resolve_checkpoint(model)
-            self.model, self.metadata = load_model(path, device=self.device, dtype=self.dtype)
+            self.model, self.metadata = load_potential(path, device=self.device, dtype=self.dtype)
             source, digest = str(path), _file_sha256(path)
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -77,6 +79,8 @@ class DeNSCalculator(Calculator):
             forces = self.metadata.get("forces", "conservative")
         if forces not in ("conservative", "direct"):
             raise ValueError(f"forces must be 'auto', 'conservative' or 'direct', got {forces!r}")
+        if forces == "direct" and isinstance(self.model, Committee):
+            raise ValueError("a committee gives conservative forces only (forces='auto' or 'conservative')")
         self.force_mode = forces
         self.parameters.update(
             model=source, checkpoint_sha256=digest, device=str(self.device),

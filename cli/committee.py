@@ -1,0 +1,30 @@
+"""``dens-calc committee``: a thin wrapper over :func:`dens_calc.checkpoint.build_committee`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import one_line_errors
+
+
+@click.command("committee")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Model directory to write (model.pt and config.json).")
+@one_line_errors
+def committee_cmd(models, out_dir):
+    """Combine trained MODELS (files, run or model directories, bundled names) into one committee model.
+
+    The committee's energy is the mean of its members' energies; forces and stress are its exact derivatives,
+    so it runs MD, relaxations and phonons like any model, at the sum of the members' call costs.  Members
+    may differ in cutoff and architecture but must know the same elements.  Averaging models that err
+    differently lowers the error (Zuo Mo test set: benchmarks/README.md).
+
+        dens-calc committee runs/a/model.pt runs/b/model.pt --out runs/committee
+    """
+    from dens_calc.checkpoint import build_committee
+
+    target = build_committee(list(models), out_dir)
+    click.echo(f"committee of {len(models)} models: {target}")

@@ -1,0 +1,89 @@
+"""Committees: the mean of several models, saved as one checkpoint and run by the calculator."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from click.testing import CliRunner
+from sim_helpers import one_thread  # noqa: F401  (tiny models: one thread is fastest)
+
+from cli.main import main
+from dens_calc.calculators import DeNSCalculator
+from dens_calc.checkpoint import CheckpointError, build_committee, load_model, load_potential, save_model
+from dens_calc.nn.committee import Committee
+from dens_calc.testing import tiny_model
+from dens_calc.testing.contract import ModelContract
+
+SPECIES = (1, 6, 8, 14)
+
+
+def members():
+    """Two tiny models that differ in cutoff, L_max and weights."""
+    return [tiny_model(species=SPECIES, r_max=3.0, seed=1), tiny_model(species=SPECIES, r_max=3.6, l_max=1, seed=2)]
+
+
+def silicon():
+    atoms = bulk("Si", "diamond", a=5.43).repeat((2, 1, 1))  # 3.8 Å cell edge: the cutoffs reach images
+    atoms.rattle(0.05, seed=3)
+    return atoms
+
+
+class TestCommitteeContract(ModelContract):
+    """The model contract (equivariance, FD forces and stress, smoothness at the cutoff, ...) holds."""
+
+    @pytest.fixture(scope="class")
+    def model(self):
+        return Committee(members())
+
+
+def test_committee_is_the_mean_of_its_members_each_with_its_own_cutoff():
+    first, second = members()
+    results = []
+    for model in (first, second, Committee([first, second])):
+        atoms = silicon()
+        atoms.calc = DeNSCalculator(model, dtype="float64")
+        results.append((atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()))
+    for k in range(3):
+        np.testing.assert_allclose(results[2][k], 0.5 * (results[0][k] + results[1][k]), rtol=1e-10, atol=1e-12)
+    # the members really differ, so the mean is a test of both
+    assert abs(results[0][0] - results[1][0]) > 1e-3
+
+
+def test_saved_committee_loads_safely_and_predicts_as_in_memory(tmp_path):
+    paths = []
+    for k, model in enumerate(members()):
+        paths.append(save_model(model, tmp_path / f"m{k}", metadata={"forces": "conservative", "note": f"member {k}"}))
+    target = build_committee(paths, tmp_path / "committee")
+    payload = torch.load(target, map_location="cpu", weights_only=True)
+    assert len(payload["members"]) == 2 and payload["model_config"]["r_max"] == 3.6
+    assert [m["note"] for m in payload["metadata"]["members"]] == ["member 0", "member 1"]
+    assert (tmp_path / "committee" / "config.json").is_file()
+
+    loaded, metadata = load_potential(tmp_path / "committee", dtype=torch.float64)
+    assert isinstance(loaded, Committee) and metadata["forces"] == "conservative"
+    from_file, in_memory = silicon(), silicon()
+    from_file.calc = DeNSCalculator(tmp_path / "committee", dtype="float64")
+    in_memory.calc = DeNSCalculator(Committee(members()), dtype="float64")
+    np.testing.assert_allclose(from_file.get_forces(), in_memory.get_forces(), rtol=1e-6, atol=1e-9)
+
+
+def test_committee_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="at least two"):
+        Committee([tiny_model(species=SPECIES)])
+    with pytest.raises(ValueError, match="same elements"):
+        Committee([tiny_model(species=SPECIES), tiny_model(species=(1, 6))])
+    with pytest.raises(ValueError, match="conservative"):
+        DeNSCalculator(Committee(members()), forces="direct")
+    target = build_committee([save_model(m, tmp_path / f"m{k}") for k, m in enumerate(members())], tmp_path / "c")
+    # training, fine-tuning and refitting load one model: they must say why a committee does not fit
+    with pytest.raises(CheckpointError, match="committee of 2 models"):
+        load_model(target)
+
+
+def test_committee_command(tmp_path):
+    paths = [str(save_model(m, tmp_path / f"m{k}")) for k, m in enumerate(members())]
+    result = CliRunner().invoke(main, ["committee", *paths, "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "committee of 2 models" in result.output and (tmp_path / "c" / "model.pt").is_file()
+    result = CliRunner().invoke(main, ["committee", paths[0], "--out", str(tmp_path / "d")])
+    assert result.exit_code == 1 and "at least two" in result.output
