@@ -13,8 +13,10 @@ from .options import one_line_errors
 @click.argument("models", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model directory to write (model.pt and config.json).")
+@click.option("--info", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON object merged into the committee's metadata (data, test errors, provenance).")
 @one_line_errors
-def committee_cmd(models, out_dir):
+def committee_cmd(models, out_dir, info):
     """Combine trained MODELS (files, run or model directories, bundled names) into one committee model.
 
     The committee's energy is the mean of its members' energies; forces and stress are its exact derivatives,
@@ -24,7 +26,12 @@ def committee_cmd(models, out_dir):
 
         dens-calc committee runs/a/model.pt runs/b/model.pt --out runs/committee
     """
+    import json
+
     from dens_calc.checkpoint import build_committee
 
-    target = build_committee(list(models), out_dir)
+    metadata = json.loads(info.read_text()) if info else None
+    if metadata is not None and not isinstance(metadata, dict):
+        raise click.BadParameter("must hold a JSON object", param_hint="--info")
+    target = build_committee(list(models), out_dir, metadata=metadata)
     click.echo(f"committee of {len(models)} models: {target}")

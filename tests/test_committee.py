@@ -82,8 +82,25 @@ def test_committee_errors_are_clear(tmp_path):
 
 def test_committee_command(tmp_path):
     paths = [str(save_model(m, tmp_path / f"m{k}")) for k, m in enumerate(members())]
-    result = CliRunner().invoke(main, ["committee", *paths, "--out", str(tmp_path / "c")])
+    (tmp_path / "info.json").write_text('{"test_errors": {"test_F_mae_meV_A": 1.5}}')
+    result = CliRunner().invoke(main, ["committee", *paths, "--out", str(tmp_path / "c"), "--info",
+                                       str(tmp_path / "info.json")])
     assert result.exit_code == 0, result.output
     assert "committee of 2 models" in result.output and (tmp_path / "c" / "model.pt").is_file()
+    assert load_potential(tmp_path / "c")[1]["test_errors"] == {"test_F_mae_meV_A": 1.5}
     result = CliRunner().invoke(main, ["committee", paths[0], "--out", str(tmp_path / "d")])
     assert result.exit_code == 1 and "at least two" in result.output
+
+
+def test_bundled_single_model_is_chosen_before_a_committee_of_the_same_elements(tmp_path, monkeypatch):
+    import dens_calc.models
+    from dens_calc.calculations.common import select_model
+
+    first, second = members()
+    save_model(first, tmp_path / "models" / "si-single")
+    # named to sort first: the order must come from what the models are, not from their names
+    build_committee([save_model(first, tmp_path / "a"), save_model(second, tmp_path / "b")],
+                    tmp_path / "models" / "a-si-committee")
+    monkeypatch.setattr(dens_calc.models, "MODELS_DIR", tmp_path / "models")
+    assert select_model(silicon()) == "si-single"
+    assert str(select_model(silicon(), "a-si-committee")) == "a-si-committee"

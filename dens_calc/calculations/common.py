@@ -42,14 +42,18 @@ def read_structure(path: str | Path, *, index: int | str = -1) -> Atoms | list[A
 
 
 def bundled_model_species() -> dict[str, list[int]]:
-    """Name -> atomic numbers covered, for every bundled model."""
+    """Name -> atomic numbers covered, for every bundled model: single models first, then committees (which cost
+    the sum of their members per call), each group in name order."""
     from ..models import bundled_model_info, bundled_models
 
-    return {name: list(bundled_model_info(name).get("model_config", {}).get("species", [])) for name in bundled_models()}
+    infos = {name: bundled_model_info(name) for name in bundled_models()}
+    order = sorted(infos, key=lambda name: "members" in infos[name])  # stable: name order within each group
+    return {name: list(infos[name].get("model_config", {}).get("species", [])) for name in order}
 
 
 def select_model(structures: Atoms | Iterable[Atoms], model: str | Path | None = None) -> str | Path:
-    """The model to use: ``model`` if given, else the first bundled model covering every element.
+    """The model to use: ``model`` if given, else the first bundled model covering every element (single models
+    before committees, see :func:`bundled_model_species`).
 
     Raises
     ------
