@@ -46,42 +46,38 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 def save_model(model: DeNSPotential, path: str | Path, *, metadata: dict | None = None, extra: dict | None = None) -> Path:
     """Save a model (weights on CPU, config, metadata) and, for a directory path, ``config.json``."""
-    path = Path(path)
-    target = path / CHECKPOINT_NAME if path.suffix != ".pt" else path
-    payload = {
-        "format_version": FORMAT_VERSION,
-        "dens_calc_version": __version__,
-        "model_config": model.config.to_dict(),
-        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metadata": {"dtype": str(next(model.parameters()).dtype).removeprefix("torch."), **(metadata or {})},
-    }
+    payload = {**_header(model, metadata), **_weights(model)}
     if extra:
         payload.update(extra)
-    atomic_torch_save(payload, target)
-    if target.name == CHECKPOINT_NAME:
-        config_json = {k: payload[k] for k in ("format_version", "dens_calc_version", "model_config", "metadata")}
-        atomic_write_text(target.with_name("config.json"), json.dumps(config_json, indent=2, default=str))
-    return target
+    return _write(payload, path)
 
 
 def save_committee(members: list[DeNSPotential], path: str | Path, *, metadata: dict | None = None) -> Path:
     """Save models as one committee checkpoint (and, for a directory path, ``config.json``)."""
     committee = Committee(members)  # checks that the members agree on the elements
+    payload = {**_header(members[0], {"committee_size": len(members), **(metadata or {})}),
+               "model_config": committee.config.to_dict(), "members": [_weights(m) for m in members]}
+    return _write(payload, path, readable_extra={"members": [m["model_config"] for m in payload["members"]]})
+
+
+def _header(model: DeNSPotential, metadata: dict | None) -> dict:
+    return {"format_version": FORMAT_VERSION, "dens_calc_version": __version__,
+            "metadata": {"dtype": str(next(model.parameters()).dtype).removeprefix("torch."), **(metadata or {})}}
+
+
+def _weights(model: DeNSPotential) -> dict:
+    return {"model_config": model.config.to_dict(),
+            "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+
+
+def _write(payload: dict, path: str | Path, readable_extra: dict | None = None) -> Path:
+    """``payload`` to ``path`` (a ``.pt`` file, or ``model.pt`` in a directory, which also gets ``config.json``)."""
     path = Path(path)
     target = path / CHECKPOINT_NAME if path.suffix != ".pt" else path
-    payload = {
-        "format_version": FORMAT_VERSION,
-        "dens_calc_version": __version__,
-        "model_config": committee.config.to_dict(),
-        "members": [{"model_config": m.config.to_dict(),
-                     "model_state": {k: v.detach().cpu() for k, v in m.state_dict().items()}} for m in members],
-        "metadata": {"dtype": str(next(members[0].parameters()).dtype).removeprefix("torch."),
-                     "committee_size": len(members), **(metadata or {})},
-    }
     atomic_torch_save(payload, target)
     if target.name == CHECKPOINT_NAME:
         config_json = {k: payload[k] for k in ("format_version", "dens_calc_version", "model_config", "metadata")}
-        config_json["members"] = [m["model_config"] for m in payload["members"]]
+        config_json.update(readable_extra or {})
         atomic_write_text(target.with_name("config.json"), json.dumps(config_json, indent=2, default=str))
     return target
 
