@@ -28,6 +28,10 @@ def models_cmd():
         info = bundled_model_info(name)
         cfg = info.get("model_config", {})
         elements = " ".join(chemical_symbols[z] for z in cfg.get("species", [])) or "?"
-        click.echo(f"{name}\n  elements: {elements}\n  cutoff: {cfg.get('r_max', '?')} Å, channels "
-                   f"{cfg.get('num_channels', '?')}, l_max {cfg.get('l_max', '?')}, layers {cfg.get('num_layers', '?')}, "
-                   f"file {path.stat().st_size / 1e6:.2f} MB\n  test errors: {_errors(info.get('metadata', {}))}")
+        members = info.get("members") or [cfg]
+        shape = "; ".join(f"cutoff {c.get('r_max', '?')} Å, channels {c.get('num_channels', '?')}, l_max "
+                          f"{c.get('l_max', '?')}, layers {c.get('num_layers', '?')}" for c in members)
+        if "members" in info:
+            shape = f"committee of {len(members)} models (mean energy): {shape}"
+        click.echo(f"{name}\n  elements: {elements}\n  {shape}, file {path.stat().st_size / 1e6:.2f} MB\n"
+                   f"  test errors: {_errors(info.get('metadata', {}))}")

@@ -104,3 +104,5 @@ def test_bundled_single_model_is_chosen_before_a_committee_of_the_same_elements(
     monkeypatch.setattr(dens_calc.models, "MODELS_DIR", tmp_path / "models")
     assert select_model(silicon()) == "si-single"
     assert str(select_model(silicon(), "a-si-committee")) == "a-si-committee"
+    listing = CliRunner().invoke(main, ["models"]).output
+    assert "committee of 2 models (mean energy): cutoff 3.0 Å" in listing and "l_max 1" in listing
