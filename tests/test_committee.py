@@ -23,7 +23,7 @@ def members():
 
 
 def silicon():
-    atoms = bulk("Si", "diamond", a=5.43).repeat((2, 1, 1))  # 3.8 Å cell edge: the cutoffs reach images
+    atoms = bulk("Si", "diamond", a=5.43).repeat((2, 1, 1))  # 3.1 Å between lattice planes: the 3.6 Å cutoff reaches images
     atoms.rattle(0.05, seed=3)
     return atoms
 
