@@ -2,8 +2,8 @@
 
 Forces and stress stay exact derivatives of that mean energy, so a committee is as conservative as its
 members (MD, relaxations, phonons work unchanged) at the sum of their call costs.  Averaging models that
-err differently lowers the error: on the Zuo Mo test set, three models of different cutoff and L_max gave
-a force MAE 6-15 % below each member's (benchmarks/README.md).
+err differently lowers the error: on the Zuo Mo test set, four models of different cutoff and L_max gave a
+force MAE 9-17 % below each member's (benchmarks/README.md).
 
 Members may differ in architecture (cutoff, L_max, channels, layers) but must know the same elements in the
 same order.  The committee's ``config`` is its widest-cutoff member's, so callers build one neighbour list at
@@ -60,8 +60,7 @@ class Committee(nn.Module):
                 out = member(positions, species, edge_index, edge_vectors, batch, num_graphs)
             energies.append(out["energy"])
             node_energies.append(out["node_energy"])
-        return {"energy": torch.stack(energies).mean(0), "node_energy": torch.stack(node_energies).mean(0),
-                "member_energies": torch.stack(energies, dim=1)}
+        return {"energy": torch.stack(energies).mean(0), "node_energy": torch.stack(node_energies).mean(0)}
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
