@@ -38,7 +38,6 @@ def main() -> None:
     rows = []
     for model in args.models:
         calc = DeNSCalculator(model, dtype=args.dtype)
-        atoms.calc = None
         ms = median_ms(lambda: calc.calculate(atoms, ["energy", "forces", "stress"]), args.calls, warmup=3)
         rows.append({"model": model, "ms_per_call": round(ms, 2)})
     base = rows[0]["ms_per_call"]
