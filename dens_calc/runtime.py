@@ -2,8 +2,8 @@
 
 Importing dens-calc or building a calculator changes nothing outside its own objects.  What
 acts on the whole process is here and opt-in: :func:`configure_process` (the ``dens-calc``
-command calls it at start-up; a library user may call it too) tunes glibc's allocator and
-sets the thread count.  The fused CPU kernel is on by default wherever it applies (the ASE
+command calls it at start-up; a library user may call it too) tunes glibc's allocator, flushes
+subnormal floats to zero and sets the thread count.  The fused CPU kernel is on by default wherever it applies (the ASE
 calculator gets it on the CPU); ``DENS_CALC_FUSED=0`` turns it off for the process and
 :func:`use_fused` for a block of code.  ``DENS_CALC_NO_MALLOPT=1`` keeps the allocator untouched
 even when :func:`configure_process` is called.
@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 DTYPE_NAMES = ("float32", "float64")
 _fused_override: list[bool | None] = [None]  # set by use_fused; None: the environment decides
+_denormals_flushed = [False]  # what this module last set (torch has no getter for the flag)
 
 
 def resolve_device(device):
@@ -82,6 +83,35 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def flush_denormals(enabled: bool = True) -> bool:
+    """Make torch's CPU kernels treat subnormal floats (float32 below 1.2e-38) as zero; whether it applies.
+
+    Why: a trained model's features can decay into subnormals, which x86 CPUs handle in microcode.  An
+    L_max 3 Mo model slowed from 32 to 130-186 s per training epoch half-way through a run; the same
+    weights, with this flag, train at 46 s per epoch with the same losses (benchmarks/README.md).  Values that
+    small change no energy or force.  The flag is per thread and torch's worker threads copy it when they are
+    created, so it reaches them all only if set before torch's first parallel work: what
+    :func:`configure_process` at start-up does.
+    """
+    import torch
+
+    applied = torch.set_flush_denormal(enabled)
+    if applied:
+        _denormals_flushed[0] = enabled
+    return applied
+
+
+@contextlib.contextmanager
+def denormals_flushed() -> Iterator[None]:
+    """:func:`flush_denormals` for a block (training), then back to what this module had set."""
+    previous = _denormals_flushed[0]
+    flush_denormals(True)
+    try:
+        yield
+    finally:
+        flush_denormals(previous)
+
+
 def configure_process(*, threads: int | None = None, allocator: bool = True) -> dict:
     """Apply the process-wide settings a command-line run wants; returns what was done.
 
@@ -92,7 +122,8 @@ def configure_process(*, threads: int | None = None, allocator: bool = True) -> 
     allocator
         Tune glibc's allocator (:func:`tune_allocator`; skipped with ``DENS_CALC_NO_MALLOPT=1``).
     """
-    done = {"allocator_tuned": tune_allocator() if allocator else False, "threads": threads}
+    done = {"allocator_tuned": tune_allocator() if allocator else False, "threads": threads,
+            "denormals_flushed": flush_denormals(True)}
     if threads is not None:
         set_threads(threads)
     logger.debug("process settings: %s", done)

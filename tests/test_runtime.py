@@ -28,8 +28,24 @@ def test_command_line_configures_the_process(monkeypatch):
         result = CliRunner().invoke(main, ["--threads", "1", "models"])
         assert result.exit_code == 0, result.output
         assert calls == ["tuned"] and torch.get_num_threads() == 1
+        assert subnormal_product() == 0.0
     finally:
         torch.set_num_threads(before)
+        runtime.flush_denormals(False)
+
+
+def subnormal_product() -> float:
+    """1e-30 * 1e-10 in float32: a subnormal, or zero where subnormals are flushed (one element: this thread)."""
+    return float(torch.tensor([1e-30]) * torch.tensor([1e-10]))
+
+
+def test_training_flushes_subnormals_while_it_runs_and_then_restores(monkeypatch):
+    from dens_calc.train import loop
+
+    monkeypatch.setattr(loop, "_train", lambda *args: subnormal_product())
+    assert subnormal_product() > 0.0
+    assert loop.train(None) == 0.0
+    assert subnormal_product() > 0.0
 
 
 def test_no_mallopt_environment_variable_is_honoured(monkeypatch):

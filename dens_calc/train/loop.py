@@ -25,6 +25,7 @@ from ..checkpoint import atomic_torch_save, read_checkpoint, save_model
 from ..data import DataError, collate
 from ..data.labels import DEFAULT_KEYS
 from ..files import atomic_write
+from ..runtime import denormals_flushed
 from . import distributed as ddp
 from .config import DEFAULT_EPOCHS, DEFAULT_STRESS_WEIGHT, TrainConfig, write_config
 from .dens import lambda_dens_at
@@ -449,7 +450,13 @@ def train(config: TrainConfig, *, resume: str | Path | None = None, stop_after: 
     spans ``config.max_epochs``).  With ``time_limit`` and no ``max_epochs`` the LR schedule
     spans this call's time budget: it is retargeted after every epoch so that it ends with the
     last epoch that fits (a resumed run fits the rest of its schedule into the new time limit).
+    Subnormal floats are flushed to zero while it runs (:func:`dens_calc.runtime.flush_denormals`).
     """
+    with denormals_flushed():
+        return _train(config, resume, stop_after)
+
+
+def _train(config: TrainConfig, resume: str | Path | None, stop_after: int | None) -> TrainResult:
     run = build_run(config, resume=resume)
     out = Path(config.out_dir)
     if run.main:
