@@ -72,20 +72,19 @@ def main() -> None:
         frames, labels, _ = runs[0]
         return scores(frames, labels, mean_results([runs[i][2] for i in subset]))
 
-    singles = [score((i,), "valid") for i in range(len(args.models))]
-    e_best = min(s["energy_per_atom"] for s in singles)
-    f_best = min(s["forces"] for s in singles)
-    rows = []
+    rows = []  # the single models first, then every committee
     for size in range(1, len(args.models) + 1):
+        if 1 < size < args.min_size:
+            continue
         for subset in itertools.combinations(range(len(args.models)), size):
-            if 1 < size < args.min_size:
-                continue
-            valid = score(subset, "valid")
-            row = {"members": [args.models[i] for i in subset], "valid": valid,
-                   "score": valid["energy_per_atom"] / e_best + valid["forces"] / f_best}
+            row = {"members": [args.models[i] for i in subset], "valid": score(subset, "valid")}
             if args.test:
                 row["test"] = score(subset, "test")
             rows.append(row)
+    e_best = min(r["valid"]["energy_per_atom"] for r in rows[:len(args.models)])
+    f_best = min(r["valid"]["forces"] for r in rows[:len(args.models)])
+    for r in rows:
+        r["score"] = r["valid"]["energy_per_atom"] / e_best + r["valid"]["forces"] / f_best
     committees = [r for r in rows if len(r["members"]) >= args.min_size]
     chosen = min(committees, key=lambda r: r["score"])
 

@@ -3,8 +3,8 @@
 Importing dens-calc or building a calculator changes nothing outside its own objects.  What
 acts on the whole process is here and opt-in: :func:`configure_process` (the ``dens-calc``
 command calls it at start-up; a library user may call it too) tunes glibc's allocator, flushes
-subnormal floats to zero and sets the thread count.  The fused CPU kernel is on by default wherever it applies (the ASE
-calculator gets it on the CPU); ``DENS_CALC_FUSED=0`` turns it off for the process and
+subnormal floats to zero and sets the thread count.  The fused CPU kernel is on by default wherever
+it applies (the ASE calculator gets it on the CPU); ``DENS_CALC_FUSED=0`` turns it off for the process and
 :func:`use_fused` for a block of code.  ``DENS_CALC_NO_MALLOPT=1`` keeps the allocator untouched
 even when :func:`configure_process` is called.
 

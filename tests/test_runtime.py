@@ -43,6 +43,7 @@ def test_training_flushes_subnormals_while_it_runs_and_then_restores(monkeypatch
     from dens_calc.train import loop
 
     monkeypatch.setattr(loop, "_train", lambda *args: subnormal_product())
+    runtime.flush_denormals(False)  # command-line tests earlier in the session leave the flag on
     assert subnormal_product() > 0.0
     assert loop.train(None) == 0.0
     assert subnormal_product() > 0.0
