@@ -26,12 +26,9 @@ import numpy as np
 
 def predictions(model: str, path: str) -> tuple[list, list, list]:
     """Frames, labels and the calculator's results of ``model`` on ``path`` (float64)."""
-    from dens_calc.calculators import DeNSCalculator
-    from dens_calc.data import check_labels, read_structures
+    from dens_calc.train.evaluate import predict_file
 
-    frames = read_structures(path)
-    labels = check_labels(frames, path, ("energy",), None)
-    results = DeNSCalculator(model, dtype="float64").batch_evaluate(frames, batch_size=16)
+    frames, labels, results, _ = predict_file(model, path, dtype="float64")
     return frames, labels, results
 
 
@@ -88,9 +85,9 @@ def main() -> None:
     committees = [r for r in rows if len(r["members"]) >= args.min_size]
     chosen = min(committees, key=lambda r: r["score"])
 
-    def line(r: dict) -> str:
+    def line(r: dict, with_test: bool = True) -> str:
         text = f"{r['score']:6.3f}  valid E {r['valid']['energy_per_atom']:6.2f} F {r['valid']['forces']:7.2f}"
-        if "test" in r:
+        if with_test and "test" in r:
             t = r["test"]
             text += f"  | test E {t['energy_per_atom']:6.2f} F {t['forces']:7.2f} S {t.get('stress', float('nan')):6.2f}"
         return f"{text}  {' + '.join(r['members'])}"
@@ -101,11 +98,7 @@ def main() -> None:
         print("  " + line(r))
     print("committees, best validation score first:")
     for r in sorted(committees, key=lambda r: r["score"]):
-        if r is chosen or args.all:
-            print("  " + line(r) + ("   <- chosen on validation" if r is chosen else ""))
-        else:
-            print(f"  {r['score']:6.3f}  valid E {r['valid']['energy_per_atom']:6.2f} F {r['valid']['forces']:7.2f}  "
-                  + " + ".join(r["members"]))
+        print("  " + line(r, with_test=r is chosen or args.all) + ("   <- chosen on validation" if r is chosen else ""))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"files": files, "chosen": chosen, "subsets": rows}, indent=1))

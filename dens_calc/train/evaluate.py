@@ -65,6 +65,17 @@ def by_config_type(frames, labels, results) -> dict:
     return out
 
 
+def predict_file(model, path: str | Path, *, keys: LabelKeys | None = None, batch_size: int = 16,
+                 device: str = "auto", dtype: str = "float64"):
+    """Frames, labels, the calculator's results and the calculator of ``model`` on the structures in ``path``."""
+    from ..calculators import DeNSCalculator
+
+    frames = read_structures(path)
+    labels = check_labels(frames, path, ("energy",), keys)
+    calc = DeNSCalculator(model, device=device, dtype=dtype)
+    return frames, labels, calc.batch_evaluate(frames, batch_size=batch_size), calc
+
+
 def evaluate_file(model, path: str | Path, *, keys: LabelKeys | None = None, batch_size: int = 16,
                   device: str = "auto", dtype: str = "float64", plot_dir: str | Path | None = None) -> dict:
     """Metrics of ``model`` (checkpoint path, bundled name or built model) on the structures in ``path``.
@@ -72,12 +83,8 @@ def evaluate_file(model, path: str | Path, *, keys: LabelKeys | None = None, bat
     Forces are those the ASE calculator gives: -dE/dr, or the direct-force head for a model
     trained with ``--forces direct`` (``forces_mode`` in the result says which).
     """
-    from ..calculators import DeNSCalculator
-
-    frames = read_structures(path)
-    labels = check_labels(frames, path, ("energy",), keys)
-    calc = DeNSCalculator(model, device=device, dtype=dtype)
-    results = calc.batch_evaluate(frames, batch_size=batch_size)
+    frames, labels, results, calc = predict_file(model, path, keys=keys, batch_size=batch_size, device=device,
+                                                 dtype=dtype)
     pairs = collect(frames, labels, results)
     out = {"file": str(path), "structures": len(frames), "atoms": int(sum(len(a) for a in frames)),
            "forces_mode": calc.force_mode, "metrics": metrics(pairs)}
