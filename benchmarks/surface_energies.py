@@ -47,14 +47,15 @@ def neighbour_shells(bulk, shells: int) -> tuple[np.ndarray, np.ndarray]:
     if len(ends) < shells:
         raise ValueError(f"the bulk frame has fewer than {shells + 1} neighbour shells within the search radius")
     bounds = (dist[ends[:shells]] + dist[ends[:shells] + 1]) / 2
-    per_atom = np.array([((dist < hi) & (dist >= lo)).sum() for lo, hi in zip(np.r_[0.0, bounds[:-1]], bounds)])
-    return bounds, per_atom / len(bulk)
+    return bounds, shell_counts(dist, bounds) / len(bulk)
+
+
+def shell_counts(dist: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    return np.histogram(dist, bins=np.r_[0.0, bounds])[0]
 
 
 def missing_bonds(slab, bounds: np.ndarray, bulk_per_atom: np.ndarray) -> np.ndarray:
-    _, dist = neighbor_list("id", slab, float(bounds[-1]))
-    counts = np.array([((dist < hi) & (dist >= lo)).sum() for lo, hi in zip(np.r_[0.0, bounds[:-1]], bounds)])
-    return bulk_per_atom * len(slab) - counts
+    return bulk_per_atom * len(slab) - shell_counts(neighbor_list("d", slab, float(bounds[-1])), bounds)
 
 
 def slab_area(slab) -> float:
