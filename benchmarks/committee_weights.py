@@ -31,15 +31,25 @@ import numpy as np
 ENERGY_MEV, FORCE_MEV = 1000.0, 1000.0  # eV -> meV (per atom; per Å)
 
 
-def error_matrices(model: str, path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame energy-per-atom errors (meV/atom) and force-component errors (meV/Å) of ``model``."""
+def frame_errors(model: str, path: str) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
+    """Per frame: energy-per-atom error (meV/atom), force-component errors (meV/Å) and a name of ``model``."""
     from dens_calc.train.evaluate import predict_file
 
     frames, labels, results, _ = predict_file(model, path, dtype="float64")
     energy = np.array([(r["energy"] - lab["energy"]) / len(a) for a, lab, r in zip(frames, labels, results)])
-    forces = np.concatenate([np.ravel(np.asarray(r["forces"]) - np.asarray(lab["forces"]))
-                             for lab, r in zip(labels, results) if "forces" in lab])
-    return energy * ENERGY_MEV, forces * FORCE_MEV
+    forces = [np.ravel(np.asarray(r["forces"]) - np.asarray(lab["forces"])) * FORCE_MEV if "forces" in lab
+              else np.zeros(0) for lab, r in zip(labels, results)]
+    names = [" ".join(str(v) for v in a.info.values() if isinstance(v, str)) for a in frames]
+    return energy * ENERGY_MEV, forces, names
+
+
+def error_matrices(per_model: list, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, models) energy errors and (components, models) force errors, for the frames in ``keep``."""
+    n = len(per_model[0][0])
+    keep = np.ones(n, bool) if keep is None else keep
+    energy = np.column_stack([e[keep] for e, _, _ in per_model])
+    forces = np.column_stack([np.concatenate([f for f, k in zip(fs, keep) if k]) for _, fs, _ in per_model])
+    return energy, forces
 
 
 def _mae_blocks(errors: np.ndarray):
@@ -111,13 +121,15 @@ def main() -> None:
     parser.add_argument("--test", required=True, help="labelled held-out file")
     parser.add_argument("--target-energy", type=float, help="energy MAE target (meV/atom) for the oracle bound")
     parser.add_argument("--target-forces", type=float, help="force MAE target (meV/Å) for the oracle bound")
+    parser.add_argument("--leave-out", nargs="*", default=[], metavar="TEXT",
+                        help="also give the oracle bound without the test frames whose info strings contain TEXT")
     parser.add_argument("--out", type=Path, help="JSON with every number printed")
     args = parser.parse_args()
     if len(args.models) < 2:
         raise SystemExit("need at least two models")
 
-    test = [error_matrices(m, args.test) for m in args.models]
-    e_test, f_test = np.column_stack([e for e, _ in test]), np.column_stack([f for _, f in test])
+    test = [frame_errors(m, args.test) for m in args.models]
+    e_test, f_test = error_matrices(test)
     singles = {m: maes(np.eye(len(args.models))[i], e_test, f_test) for i, m in enumerate(args.models)}
     report: dict = {"test": args.test, "single_models_test": singles}
     print("test MAE of each model: E meV/atom, F meV/Å (float64)")
@@ -134,8 +146,7 @@ def main() -> None:
         if unknown:
             raise SystemExit(f"--valid-models not in --models: {sorted(unknown)}")
         idx = [args.models.index(m) for m in allowed]
-        valid = [error_matrices(args.models[i], args.valid) for i in idx]
-        e_val, f_val = np.column_stack([e for e, _ in valid]), np.column_stack([f for _, f in valid])
+        e_val, f_val = error_matrices([frame_errors(args.models[i], args.valid) for i in idx])
         e_best = np.abs(e_val).mean(0).min()
         f_best = np.abs(f_val).mean(0).min()
         w_val = best_weights(e_val, f_val, energy_cost=1 / e_best, force_cost=1 / f_best)
@@ -150,7 +161,9 @@ def main() -> None:
 
     if args.target_energy is not None and args.target_forces is not None:
         bound = {}
-        for name, kwargs in (("lowest_energy_with_forces_at_target",
+        for name, kwargs in (("lowest_energy", {"energy_cost": 1.0, "force_cost": 0.0}),
+                             ("lowest_forces", {"energy_cost": 0.0, "force_cost": 1.0}),
+                             ("lowest_energy_with_forces_at_target",
                               {"energy_cost": 1.0, "force_cost": 0.0, "max_forces": args.target_forces}),
                              ("lowest_forces_with_energy_at_target",
                               {"energy_cost": 0.0, "force_cost": 1.0, "max_energy": args.target_energy})):
@@ -158,6 +171,16 @@ def main() -> None:
             bound[name] = None if w is None else {"weights": _describe(w, args.models), "test": maes(w, e_test, f_test)}
         w = best_weights(e_test, f_test, energy_cost=1 / args.target_energy, force_cost=1 / args.target_forces)
         bound["lowest_sum_of_ratios"] = {"weights": _describe(w, args.models), "test": maes(w, e_test, f_test)}
+        for text in args.leave_out:
+            # how much of the gap one named frame (or group) is: the same bound without it
+            keep = np.array([text not in name for name in test[0][2]])
+            if keep.all() or not keep.any():
+                raise SystemExit(f"--leave-out {text!r} matches {'no' if keep.all() else 'every'} test frame")
+            e_kept, f_kept = error_matrices(test, keep)
+            w = best_weights(e_kept, f_kept, energy_cost=1.0, force_cost=0.0, max_forces=args.target_forces)
+            bound[f"lowest_energy_with_forces_at_target_without_{text}"] = None if w is None else {
+                "left_out_frames": int((~keep).sum()), "weights": _describe(w, args.models),
+                "test": maes(w, e_kept, f_kept)}
         report["oracle_bound_on_test"] = {"target": {"energy_per_atom": args.target_energy,
                                                      "forces": args.target_forces}, **bound}
         print(f"oracle bound (weights chosen on the test file; not a model), targets E {args.target_energy} "
