@@ -15,8 +15,10 @@ from .options import one_line_errors
               help="Model directory to write (model.pt and config.json).")
 @click.option("--info", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSON object merged into the committee's metadata (data, test errors, provenance).")
+@click.option("--weights", help="Comma-separated energy weight per model (default: the mean). They need not sum to "
+                                "one: a base model plus a network trained on its residuals is --weights 1,1.")
 @one_line_errors
-def committee_cmd(models, out_dir, info):
+def committee_cmd(models, out_dir, info, weights):
     """Combine trained MODELS (files, run or model directories, bundled names) into one committee model.
 
     The committee's energy is the mean of its members' energies; forces and stress are its exact derivatives,
@@ -33,5 +35,12 @@ def committee_cmd(models, out_dir, info):
     metadata = json.loads(info.read_text()) if info else None
     if metadata is not None and not isinstance(metadata, dict):
         raise click.BadParameter("must hold a JSON object", param_hint="--info")
-    target = build_committee(list(models), out_dir, metadata=metadata)
+    if weights is not None:
+        try:
+            weights = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"{weights!r} is not a comma-separated list of numbers", param_hint="--weights")
+        if len(weights) != len(models):
+            raise click.BadParameter(f"{len(weights)} weights for {len(models)} models", param_hint="--weights")
+    target = build_committee(list(models), out_dir, metadata=metadata, weights=weights)
     click.echo(f"committee of {len(models)} models: {target}")

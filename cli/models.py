@@ -32,6 +32,8 @@ def models_cmd():
         shape = "; ".join(f"cutoff {c.get('r_max', '?')} Å, channels {c.get('num_channels', '?')}, l_max "
                           f"{c.get('l_max', '?')}, layers {c.get('num_layers', '?')}" for c in members)
         if "members" in info:
-            shape = f"committee of {len(members)} models (mean energy): {shape}"
+            weights = info.get("member_weights")
+            how = "mean energy" if weights is None else "energy weights " + ", ".join(f"{w:g}" for w in weights)
+            shape = f"committee of {len(members)} models ({how}): {shape}"
         click.echo(f"{name}\n  elements: {elements}\n  {shape}, file {path.stat().st_size / 1e6:.2f} MB\n"
                    f"  test errors: {_errors(info.get('metadata', {}))}")

@@ -52,12 +52,20 @@ def save_model(model: DeNSPotential, path: str | Path, *, metadata: dict | None 
     return _write(payload, path)
 
 
-def save_committee(members: list[DeNSPotential], path: str | Path, *, metadata: dict | None = None) -> Path:
-    """Save models as one committee checkpoint (and, for a directory path, ``config.json``)."""
-    committee = Committee(members)  # checks that the members agree on the elements
+def save_committee(members: list[DeNSPotential], path: str | Path, *, metadata: dict | None = None,
+                   weights: list[float] | None = None) -> Path:
+    """Save models as one committee checkpoint (and, for a directory path, ``config.json``).
+
+    ``weights``: the members' energy weights (default: the mean); stored only when given, so that equal-weight
+    committees keep the layout older versions read.
+    """
+    committee = Committee(members, weights)  # checks the elements agree and the weights fit
     payload = {**_header(members[0], {"committee_size": len(members), **(metadata or {})}),
                "model_config": committee.config.to_dict(), "members": [_weights(m) for m in members]}
-    return _write(payload, path, readable_extra={"members": [m["model_config"] for m in payload["members"]]})
+    extra = {"members": [m["model_config"] for m in payload["members"]]}
+    if weights is not None:
+        payload["member_weights"] = extra["member_weights"] = committee.member_weights
+    return _write(payload, path, readable_extra=extra)
 
 
 def _header(model: DeNSPotential, metadata: dict | None) -> dict:
@@ -82,7 +90,8 @@ def _write(payload: dict, path: str | Path, readable_extra: dict | None = None) 
     return target
 
 
-def build_committee(sources: list[str | Path], path: str | Path, *, metadata: dict | None = None) -> Path:
+def build_committee(sources: list[str | Path], path: str | Path, *, metadata: dict | None = None,
+                    weights: list[float] | None = None) -> Path:
     """A committee checkpoint from trained models (files, model directories or bundled names).
 
     Each member's training metadata is kept under ``metadata["members"]``, so the provenance survives.
@@ -94,7 +103,7 @@ def build_committee(sources: list[str | Path], path: str | Path, *, metadata: di
     forces = {m.get("forces", "conservative") for m in provenance}
     if forces != {"conservative"}:
         raise ValueError("committee members must be conservative models (trained with --forces conservative)")
-    return save_committee([model for model, _ in loaded], path,
+    return save_committee([model for model, _ in loaded], path, weights=weights,
                           metadata={"forces": "conservative", **(metadata or {}), "members": provenance})
 
 
@@ -154,7 +163,7 @@ def load_potential(path: str | Path, *, device: str | torch.device = "cpu",
     members = [_build_model(member, f"{path} (member {k})", device, dtype)
                for k, member in enumerate(payload["members"])]
     try:
-        committee = Committee(members)
+        committee = Committee(members, payload.get("member_weights"))
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
     return committee.eval(), dict(payload.get("metadata", {}))

@@ -106,3 +106,26 @@ def test_bundled_single_model_is_chosen_before_a_committee_of_the_same_elements(
     assert str(select_model(silicon(), "a-si-committee")) == "a-si-committee"
     listing = CliRunner().invoke(main, ["models"]).output
     assert "committee of 2 models (mean energy): cutoff 3.0 Å" in listing and "l_max 1" in listing
+
+
+def test_weighted_committee_sums_its_members_and_keeps_its_weights_on_disk(tmp_path):
+    """A Δ-model (base + residual network) is a committee with weights 1 and 1; any weights are exact sums."""
+    first, second = members()
+    paths = [str(save_model(m, tmp_path / f"m{k}", metadata={"forces": "conservative"}))
+             for k, m in enumerate((first, second))]
+    result = CliRunner().invoke(main, ["committee", *paths, "--out", str(tmp_path / "delta"), "--weights", "1,1"])
+    assert result.exit_code == 0, result.output
+    results = []
+    for model in (first, second, tmp_path / "delta", Committee([first, second], [0.25, 0.75])):
+        atoms = silicon()
+        atoms.calc = DeNSCalculator(model, dtype="float64")
+        results.append((atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(), atoms.get_potential_energies()))
+    for k in range(4):
+        np.testing.assert_allclose(results[2][k], results[0][k] + results[1][k], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(results[3][k], 0.25 * results[0][k] + 0.75 * results[1][k], rtol=1e-10, atol=1e-12)
+    payload = torch.load(tmp_path / "delta" / "model.pt", map_location="cpu", weights_only=True)
+    assert payload["member_weights"] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="one finite weight per member"):
+        Committee([first, second], [1.0])
+    bad = CliRunner().invoke(main, ["committee", *paths, "--out", str(tmp_path / "x"), "--weights", "1,a"])
+    assert bad.exit_code != 0 and "comma-separated" in bad.output

@@ -1,4 +1,4 @@
-"""A committee: several trained potentials evaluated together, energy = the members' mean.
+"""A committee: several trained potentials evaluated together, energy = the members' mean (or a weighted sum).
 
 Forces and stress stay exact derivatives of that mean energy, so a committee is as conservative as its
 members (MD, relaxations, phonons work unchanged) at the sum of their call costs.  Averaging models that
@@ -12,6 +12,7 @@ that cutoff; each member keeps only the edges inside its own cutoff.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -21,9 +22,14 @@ from .model import DeNSPotential, ModelConfig
 
 
 class Committee(nn.Module):
-    """Mean energy of ``members`` (conservative inference only: no direct-force or DeNS heads)."""
+    """Weighted sum of ``members``' energies, by default their mean (conservative inference only: no
+    direct-force or DeNS heads).
 
-    def __init__(self, members: Sequence[DeNSPotential]):
+    ``weights`` (one per member, default ``1/n`` each) need not sum to one: a Δ-model is a base model plus a
+    network trained on the base's residuals, weights ``(1, 1)``.
+    """
+
+    def __init__(self, members: Sequence[DeNSPotential], weights: Sequence[float] | None = None):
         super().__init__()
         if len(members) < 2:
             raise ValueError(f"a committee needs at least two models, got {len(members)}")
@@ -32,7 +38,11 @@ class Committee(nn.Module):
             if list(member.config.species) != species:
                 raise ValueError(f"committee member {k} knows elements {list(member.config.species)}, member 0 "
                                  f"{species}: all members must know the same elements in the same order")
+        weights = [1.0 / len(members)] * len(members) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(members) or not all(math.isfinite(w) for w in weights):
+            raise ValueError(f"need one finite weight per member ({len(members)}), got {weights}")
         self.members = nn.ModuleList(members)
+        self.member_weights = weights
 
     @property
     def config(self) -> ModelConfig:
@@ -60,7 +70,9 @@ class Committee(nn.Module):
                 out = member(positions, species, edge_index, edge_vectors, batch, num_graphs)
             energies.append(out["energy"])
             node_energies.append(out["node_energy"])
-        return {"energy": torch.stack(energies).mean(0), "node_energy": torch.stack(node_energies).mean(0)}
+        w = torch.tensor(self.member_weights, dtype=energies[0].dtype, device=energies[0].device)
+        return {"energy": torch.einsum("m,m...->...", w, torch.stack(energies)),
+                "node_energy": torch.einsum("m,m...->...", w, torch.stack(node_energies))}
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
