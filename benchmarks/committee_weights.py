@@ -83,16 +83,16 @@ def best_weights(energy: np.ndarray, forces: np.ndarray, *, energy_cost: float, 
     zeros_f = sparse.csr_matrix((f_rows.shape[0], n_frames))
     rows = [sparse.hstack([e_rows, zeros_e]),
             sparse.hstack([f_rows[:, :n_models], zeros_f, f_rows[:, n_models:]])]
-    bounds = [0.0] * (2 * n_frames + 2 * n_comp)
+    caps = [0.0] * (2 * n_frames + 2 * n_comp)  # right-hand sides of the rows above
     if max_energy is not None:
         rows.append(sparse.csr_matrix(np.concatenate([np.zeros(n_models), np.full(n_frames, 1 / n_frames),
                                                       np.zeros(n_comp)])))
-        bounds.append(max_energy)
+        caps.append(max_energy)
     if max_forces is not None:
         rows.append(sparse.csr_matrix(np.concatenate([np.zeros(n_models + n_frames), np.full(n_comp, 1 / n_comp)])))
-        bounds.append(max_forces)
+        caps.append(max_forces)
     a_eq = sparse.csr_matrix(np.concatenate([np.ones(n_models), np.zeros(n_frames + n_comp)]))
-    result = linprog(cost, A_ub=sparse.vstack(rows, format="csr"), b_ub=np.array(bounds), A_eq=a_eq, b_eq=[1.0],
+    result = linprog(cost, A_ub=sparse.vstack(rows, format="csr"), b_ub=np.array(caps), A_eq=a_eq, b_eq=[1.0],
                      bounds=[(0, None)] * n_var, method="highs")
     if result.status == 2:  # infeasible: the caps cannot both hold
         return None

@@ -5,8 +5,8 @@
 
 Writes ``<out-dir>/<name>`` for every input file, the same frames with ``REF_energy``, ``REF_forces`` and (where
 labelled) ``REF_stress`` replaced by label − base prediction (float64, the calculator's conservative forces
-and stress).  A network trained on those files and added to the base (``dens-calc committee --sum``-style
-weights of 1 and 1, see ``Committee``) predicts the labels; the base's share of the energy surface is then
+and stress).  A network trained on those files and added to the base (``dens-calc committee BASE NET
+--weights 1,1``) predicts the labels; the base's share of the energy surface is then
 whatever it extrapolates well (e.g. a small, energy-first, local model), and the network learns the rest.
 """
 
