@@ -40,7 +40,5 @@ def committee_cmd(models, out_dir, info, weights):
             weights = [float(w) for w in weights.split(",")]
         except ValueError:
             raise click.BadParameter(f"{weights!r} is not a comma-separated list of numbers", param_hint="--weights")
-        if len(weights) != len(models):
-            raise click.BadParameter(f"{len(weights)} weights for {len(models)} models", param_hint="--weights")
     target = build_committee(list(models), out_dir, metadata=metadata, weights=weights)
     click.echo(f"committee of {len(models)} models: {target}")
