@@ -22,17 +22,19 @@ def residual_frames(base: str, path: str) -> list:
     """Frames of ``path`` whose labels are the label minus ``base``'s prediction."""
     from ase.stress import voigt_6_to_full_3x3_stress
 
+    from dens_calc.data.labels import DEFAULT_KEYS
     from dens_calc.train.evaluate import predict_file
 
+    # every key the label reader accepts goes, so that no original label survives beside its residual
+    stale = {k.lower() for keys in DEFAULT_KEYS.values() for k in keys}
     frames, labels, results, _ = predict_file(base, path, dtype="float64")
     out = []
     for atoms, lab, res in zip(frames, labels, results):
         new = atoms.copy()
         new.calc = None
-        for key in [k for k in new.info if k.lower() in ("energy", "ref_energy", "stress", "ref_stress", "virial")]:
-            del new.info[key]
-        for key in [k for k in new.arrays if k.lower() in ("forces", "ref_forces")]:
-            del new.arrays[key]
+        for store in (new.info, new.arrays):
+            for key in [k for k in store if k.lower() in stale]:
+                del store[key]
         new.info["REF_energy"] = float(lab["energy"] - res["energy"])
         if "forces" in lab:
             new.arrays["REF_forces"] = np.asarray(lab["forces"], float) - np.asarray(res["forces"], float)

@@ -26,6 +26,7 @@ def test_base_plus_residual_gives_back_every_label(tmp_path):
         atoms.rattle(0.05, seed=k)
         atoms.info.update(config_type="bulk", REF_energy=-40.0 + k, REF_stress=rng.normal(0, 0.01, (3, 3)))
         atoms.arrays["REF_forces"] = rng.normal(0, 0.5, (len(atoms), 3))
+        atoms.info["dft_energy"] = 99.0  # a second label the reader would also accept: must not survive
         frames.append(atoms)
     write(tmp_path / "data.xyz", frames)
     base = save_model(tiny_model(species=(14,), r_max=3.0, seed=1), tmp_path / "base", metadata={"forces": "conservative"})
@@ -34,7 +35,7 @@ def test_base_plus_residual_gives_back_every_label(tmp_path):
     for original, res in zip(frames, residual):
         atoms = original.copy()
         atoms.calc = calc
-        assert res.info["config_type"] == "bulk"
+        assert res.info["config_type"] == "bulk" and "dft_energy" not in res.info
         np.testing.assert_allclose(atoms.get_potential_energy() + res.info["REF_energy"], original.info["REF_energy"],
                                    atol=1e-8)
         np.testing.assert_allclose(atoms.get_forces() + res.arrays["REF_forces"], original.arrays["REF_forces"], atol=1e-7)
