@@ -88,6 +88,8 @@ ARCH = [
     ("--layers", "model.num_layers", "Interaction layers."),
     ("--radial-rank", "model.radial_rank", "Rank of the factorised per-channel, per-path radial weights."),
     ("--correlation", "model.correlation", "Body order of the node product per layer: 2 (square) or 3 (adds a cubic term)."),
+    ("--descriptor-l-max", "model.descriptor_l_max",
+     "Add power-spectrum invariants up to this degree (e.g. 6) to the initial scalar features; 0: none."),
     ("--pair-repulsion/--no-pair-repulsion", "model.pair_repulsion",
      "Add ZBL nuclear repulsion below the sum of covalent radii (keeps hot MD from collapsing)."),
     ("--product-norm/--no-product-norm", "model.product_norm",

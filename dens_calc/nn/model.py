@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from .blocks import (BesselBasis, EdgeConvolution, EquivariantLinear, ForceEncoding, SoftRMSNorm, SquareProduct, VectorHead,
-                     ZBLRepulsion)
+from .blocks import (BesselBasis, EdgeConvolution, EquivariantLinear, ForceEncoding, PowerSpectrum, SoftRMSNorm,
+                     SquareProduct, VectorHead, ZBLRepulsion)
 
 
 @dataclass
@@ -43,6 +43,11 @@ class ModelConfig:
     # the node products see the messages through SoftRMSNorm (bounded, smooth); the linear path keeps
     # them as they are.  Off: the products of features of order 1e3 made six-element training fragile
     product_norm: bool = False
+    # largest degree of the power-spectrum invariants added to the initial scalar features (0: none);
+    # cheap at l = 6, where the network's own features stop at l_max (see blocks.PowerSpectrum)
+    descriptor_l_max: int = 0
+    # learned radial channels of that power spectrum: (L + 1) K (K + 1) / 2 invariants per atom
+    descriptor_channels: int = 8
 
     def __post_init__(self) -> None:
         if len(self.species) != len(self.atomic_energies):
@@ -57,6 +62,10 @@ class ModelConfig:
             raise ValueError("r_max must be positive")
         if self.correlation not in (2, 3):
             raise ValueError(f"correlation must be 2 or 3, got {self.correlation}")
+        if not 0 <= self.descriptor_l_max <= 8:
+            raise ValueError(f"descriptor_l_max must be in 0..8 (0: no power spectrum), got {self.descriptor_l_max}")
+        if self.descriptor_channels < 1:
+            raise ValueError("descriptor_channels must be >= 1")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +121,8 @@ class DeNSPotential(nn.Module):
         self.embedding = nn.Embedding(len(cfg.species), c)
         self.basis = BesselBasis(cfg.r_max, cfg.num_basis, cfg.envelope_p)
         self.layers = nn.ModuleList(InteractionLayer(cfg) for _ in range(cfg.num_layers))
+        self.descriptor = (PowerSpectrum(cfg.descriptor_l_max, cfg.num_basis, cfg.descriptor_channels, len(cfg.species), c,
+                                         cfg.avg_num_neighbors) if cfg.descriptor_l_max > 0 else None)
         self.readouts = nn.ModuleList(nn.Linear(c, 1, bias=False) for _ in range(cfg.num_layers - 1))
         self.final_readout = nn.Sequential(nn.Linear(c, cfg.readout_hidden), nn.SiLU(), nn.Linear(cfg.readout_hidden, 1))
         self.repulsion = ZBLRepulsion(cfg.species, cfg.envelope_p) if cfg.pair_repulsion else None
@@ -163,7 +174,10 @@ class DeNSPotential(nn.Module):
 
         n = positions.shape[0]
         h = positions.new_zeros(n, self.d, self.config.num_channels)
-        h = torch.cat([self.embedding(species).unsqueeze(1), h[:, 1:, :]], dim=1)  # [N, D, C]
+        scalars = self.embedding(species)
+        if self.descriptor is not None:
+            scalars = scalars + self.descriptor(edge_vectors, basis, species, sender, receiver, n)
+        h = torch.cat([scalars.unsqueeze(1), h[:, 1:, :]], dim=1)  # [N, D, C]
         if encoded_forces is not None:
             mask = encoding_mask if encoding_mask is not None else torch.ones(n, dtype=torch.bool, device=h.device)
             h = h + self.force_encoding(encoded_forces, mask)

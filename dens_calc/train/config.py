@@ -25,7 +25,7 @@ DEFAULT_STRESS_WEIGHT = 1.0
 # architecture keys a training config may set (species/E0s/normalisation come from the data)
 ARCHITECTURE_KEYS = ("r_max", "num_channels", "l_max", "num_layers", "num_basis", "envelope_p",
                      "radial_hidden", "radial_rank", "readout_hidden", "pair_repulsion", "correlation", "noise_block",
-                     "product_norm")
+                     "product_norm", "descriptor_l_max", "descriptor_channels")
 
 
 class ConfigError(ValueError):
