@@ -402,7 +402,7 @@ class ZBLRepulsion(nn.Module):
         return self.COULOMB_EV_ANGSTROM * zi * zj / r * phi * polynomial_envelope(r / cutoff, self.p)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _harmonic_polynomials(l_max: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Real spherical harmonics up to ``l_max`` (e3nn's, "component" normalisation) as polynomials.
 
