@@ -1,12 +1,17 @@
 """Model variants the accuracy work added (cubic node product, radial rank): same physics contract."""
 
-import numpy as np
 import pytest
 import torch
 
 from dens_calc import DeNSCalculator
-from dens_calc.testing import (assert_forces_match_finite_differences, assert_rotation_equivariant,
-                               assert_stress_matches_finite_differences, random_rotation, tiny_model)
+from dens_calc.testing import (
+    assert_forces_match_finite_differences,
+    assert_rotation_equivariant,
+    assert_stress_matches_finite_differences,
+    model_energy,
+    random_rotation,
+    tiny_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +37,13 @@ def test_cubic_term_changes_the_energy_and_is_trainable(ethanol):
     extra = {k for k in cubic.state_dict()} - {k for k in plain.state_dict()}
     assert extra and all(".cubic." in k for k in extra)
     cubic.load_state_dict({**cubic.state_dict(), **plain.state_dict()})
-    energies = []
-    for model in (plain, cubic):
-        atoms = ethanol.copy()
-        atoms.calc = DeNSCalculator(model, device="cpu", dtype="float64")
-        energies.append(atoms.get_potential_energy())
+    energies = [model_energy(ethanol, model) for model in (plain, cubic)]
     assert abs(energies[0] - energies[1]) > 1e-6
     # zero cubic weights give back the plain model exactly
     with torch.no_grad():
         for layer in cubic.layers:
             layer.cubic.weight.zero_()
-    atoms = ethanol.copy()
-    atoms.calc = DeNSCalculator(cubic, device="cpu", dtype="float64")
-    assert atoms.get_potential_energy() == pytest.approx(energies[0], abs=1e-10)
+    assert model_energy(ethanol, cubic) == pytest.approx(energies[0], abs=1e-10)
 
 
 def test_unsymmetric_product_equals_dense_contraction():

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dens_calc import DeNSCalculator
-from dens_calc.testing import tiny_model
+from dens_calc.testing import model_energy, tiny_model
 from dens_calc.testing.contract import ModelContract
 
 
@@ -78,17 +77,11 @@ def test_descriptor_model_energy_changes_and_zero_map_gives_the_plain_model(etha
     extra = set(with_descriptor.state_dict()) - set(plain.state_dict())
     assert extra and all(k.startswith("descriptor.") for k in extra)
     with_descriptor.load_state_dict({**with_descriptor.state_dict(), **plain.state_dict()})
-    energies = []
-    for model in (plain, with_descriptor):
-        atoms = ethanol.copy()
-        atoms.calc = DeNSCalculator(model, device="cpu", dtype="float64")
-        energies.append(atoms.get_potential_energy())
+    energies = [model_energy(ethanol, model) for model in (plain, with_descriptor)]
     assert abs(energies[0] - energies[1]) > 1e-6
     with torch.no_grad():
         with_descriptor.descriptor.linear.weight.zero_()
-    atoms = ethanol.copy()
-    atoms.calc = DeNSCalculator(with_descriptor, device="cpu", dtype="float64")
-    assert atoms.get_potential_energy() == pytest.approx(energies[0], abs=1e-10)
+    assert model_energy(ethanol, with_descriptor) == pytest.approx(energies[0], abs=1e-10)
 
 
 def test_descriptor_config_is_validated():
@@ -117,9 +110,4 @@ def test_descriptor_model_round_trips_through_a_checkpoint(tmp_path, si_cell):
     save_model(model, tmp_path / "m")
     loaded, _ = load_model(tmp_path / "m", dtype=torch.float64)
     assert loaded.config.descriptor_l_max == 6 and loaded.config.descriptor_channels == 2
-    energies = []
-    for m in (model, loaded):
-        atoms = si_cell.copy()
-        atoms.calc = DeNSCalculator(m, device="cpu", dtype="float64")
-        energies.append(atoms.get_potential_energy())
-    assert energies[1] == pytest.approx(energies[0], abs=1e-10)
+    assert model_energy(si_cell, loaded) == pytest.approx(model_energy(si_cell, model), abs=1e-10)

@@ -10,6 +10,7 @@ from .physics import (
     assert_size_extensive,
     assert_smooth_at_cutoff,
     assert_stress_matches_finite_differences,
+    model_energy,
     random_rotation,
     tiny_model,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "assert_forces_match_finite_differences",
     "assert_rotation_equivariant",
     "assert_stress_matches_finite_differences",
+    "model_energy",
     "random_rotation",
     "tiny_model",
 ]

@@ -35,6 +35,15 @@ def tiny_model(species=(1, 6, 7, 8, 14, 29), *, seed: int = 0, l_max: int = 2, c
     return model.double()
 
 
+def model_energy(atoms: Atoms, model, dtype: str = "float64") -> float:
+    """Potential energy (eV) of a copy of ``atoms`` under ``model`` (a :class:`~dens_calc.nn.model.DeNSPotential`)."""
+    from ..calculators.dens import DeNSCalculator
+
+    a = atoms.copy()
+    a.calc = DeNSCalculator(model, device="cpu", dtype=dtype)
+    return float(a.get_potential_energy())
+
+
 def random_rotation(seed: int = 0, improper: bool = False) -> np.ndarray:
     """A random 3x3 rotation matrix (times -1 for an improper rotation)."""
     rng = np.random.default_rng(seed)
