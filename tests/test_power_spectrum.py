@@ -43,7 +43,7 @@ def test_power_spectrum_matches_its_definition():
     with torch.no_grad():
         block.linear.weight.copy_(torch.eye(4, block.linear.in_features, dtype=torch.float64))
         out = block(vec, basis, species, sender, receiver, num_nodes=4)
-        radial = (basis @ block.radial).view(3, 2, 3)[torch.arange(3), species[sender]]  # [E, K]
+        radial = torch.stack([basis[e] @ block.radial[species[sender[e]]] for e in range(3)])  # [E, K]
         sh = o3.spherical_harmonics(list(range(5)), vec, normalize=True, normalization="component")
         c = (radial[:, :, None] * sh[:, None, :]).sum(0) / 2.0  # 1 / sqrt(avg_num_neighbors)
         c0 = c[:, 0]
@@ -111,3 +111,13 @@ def test_descriptor_model_round_trips_through_a_checkpoint(tmp_path, si_cell):
     loaded, _ = load_model(tmp_path / "m", dtype=torch.float64)
     assert loaded.config.descriptor_l_max == 6 and loaded.config.descriptor_channels == 2
     assert model_energy(si_cell, loaded) == pytest.approx(model_energy(si_cell, model), abs=1e-10)
+
+
+def test_add_elements_extends_the_descriptor(si_cell):
+    from dens_calc.train.finetune import extend_species
+
+    model = tiny_model(species=(14,), descriptor_l_max=4)
+    bigger = extend_species(model, [8])
+    assert bigger.descriptor.radial.shape[0] == 2
+    # the known element's energies are unchanged
+    assert model_energy(si_cell, bigger) == pytest.approx(model_energy(si_cell, model), abs=1e-10)

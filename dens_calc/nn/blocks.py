@@ -469,7 +469,8 @@ class PowerSpectrum(nn.Module):
         self.radial_channels = int(radial_channels)
         # Bessel values at neighbour distances are ~0.1 (rms 0.05-0.1 on bcc Mo within 5 Å): the factor 10 starts
         # the radial channels at O(1), so the invariants, and the scalars they add to, start at O(0.1-1)
-        self.radial = nn.Parameter(torch.randn(num_basis, num_species * radial_channels) * (10.0 / math.sqrt(num_basis)))
+        # indexed [species of the neighbour, basis, channel]: species first, so `--add-elements` can extend it
+        self.radial = nn.Parameter(torch.randn(num_species, num_basis, radial_channels) * (10.0 / math.sqrt(num_basis)))
         upper = torch.triu_indices(radial_channels, radial_channels)
         self.register_buffer("pair_index", upper[0] * radial_channels + upper[1], persistent=False)
         num_features = (self.l_max + 1) * upper.shape[1]
@@ -484,7 +485,7 @@ class PowerSpectrum(nn.Module):
         k = self.radial_channels
         sh = spherical_harmonics_polynomial(edge_vectors, self.l_max, self.harmonic_exponents,
                                             self.harmonic_coefficients.like(edge_vectors))  # [E, (L+1)^2]
-        radial = (basis @ self.radial).view(-1, self.radial.shape[1] // k, k)  # [E, S, K]
+        radial = torch.einsum("eb,sbk->esk", basis, self.radial)  # [E, S, K]
         radial = radial[torch.arange(radial.shape[0], device=radial.device), species[sender]]  # [E, K]
         density = basis.new_zeros(num_nodes, k, sh.shape[1])
         density = density.index_add(0, receiver, radial.unsqueeze(-1) * sh.unsqueeze(1)) * self.density_scale
