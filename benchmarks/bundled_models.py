@@ -84,6 +84,18 @@ def bpa_rows(results: dict) -> list[str]:
     return rows
 
 
+def merged_with_earlier(results: dict, earlier: Path, *, names_given: bool) -> dict:
+    """With ``--models``, the other bundled models keep their rows from the last full run (``earlier``), so
+    re-evaluating one model does not drop the rest of the table; rows of models no longer bundled go."""
+    if not names_given or not earlier.is_file():
+        return results
+    bundled = {p.name for p in (REPO / "models").iterdir() if (p / "model.pt").exists()}
+    kept = {name: evals for name, evals in json.loads(earlier.read_text()).items() if name in bundled}
+    for name in sorted(set(kept) - set(results)):
+        print(f"{name}: kept from {earlier.name}")
+    return dict(sorted({**kept, **results}.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="*", help="bundled model names (default: all in models/)")
@@ -97,6 +109,7 @@ def main() -> None:
     for name in names:
         results[name] = evaluate_model(name)
         print(f"{name}: evaluated on {', '.join(Path(e['file']).name for e in results[name])}", flush=True)
+    results = merged_with_earlier(results, args.out.with_suffix(".json"), names_given=bool(args.models))
     text = "\n".join(zuo_rows(results) + [""] + bpa_rows(results)) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1))

@@ -49,6 +49,47 @@ def test_committee_is_the_mean_of_its_members_each_with_its_own_cutoff():
     assert abs(results[0][0] - results[1][0]) > 1e-3
 
 
+def test_committee_reports_each_members_energy_and_their_spread():
+    first, second = members()
+    energies = []
+    for model in (first, second):
+        atoms = silicon()
+        atoms.calc = DeNSCalculator(model, dtype="float64")
+        energies.append(atoms.get_potential_energy())
+        assert "energy_std" not in atoms.calc.results  # a single model has no spread
+    atoms = silicon()
+    atoms.calc = DeNSCalculator(Committee([first, second]), dtype="float64")
+    atoms.get_potential_energy()
+    np.testing.assert_allclose(atoms.calc.results["committee_energies"], energies, rtol=1e-10)
+    assert atoms.calc.results["energy_std"] == pytest.approx(abs(energies[0] - energies[1]) / 2, rel=1e-10)
+    # base plus residual network: the members' spread is not a disagreement, so none is reported
+    atoms.calc = DeNSCalculator(Committee([first, second], weights=[1.0, 1.0]), dtype="float64")
+    atoms.get_potential_energy()
+    assert "energy_std" not in atoms.calc.results and "committee_energies" not in atoms.calc.results
+
+
+def test_committee_spread_summary_ranks_structures_by_disagreement():
+    from dens_calc.train.evaluate import committee_spread, format_table
+
+    frames = [bulk("Si", "diamond", a=5.43).repeat((1, 1, k)) for k in (1, 2, 1, 1)]  # 2, 4, 2, 2 atoms
+    for atoms, kind in zip(frames, ("bulk", "bulk", "surface", "bulk")):
+        atoms.info["config_type"] = kind
+    spread_ev = [0.002, 0.004, 0.010, 0.001]  # per atom: 1, 1, 5, 0.5 meV
+    error_ev = [0.001, 0.008, 0.020, 0.0]     # per atom: 0.5, 2, 10, 0 meV
+    labels = [{"energy": -10.0} for _ in frames]
+    results = [{"energy": -10.0 + e, "energy_std": s} for e, s in zip(error_ev, spread_ev)]
+    summary = committee_spread(frames, labels, results)
+    assert summary["energy_std_meV_atom"]["max"] == pytest.approx(5.0)
+    assert summary["energy_std_meV_atom"]["mean"] == pytest.approx((1 + 1 + 5 + 0.5) / 4)
+    assert summary["largest"][0] == {"index": 2, "config_type": "surface", "energy_std_meV_atom": pytest.approx(5.0),
+                                     "abs_error_meV_atom": pytest.approx(10.0)}
+    # ranks of spread (1.5, 1.5, 3, 0: the tie shares its mean rank) against error (1, 2, 3, 0): r = 0.9 / sqrt(0.9)
+    assert summary["spearman_spread_vs_abs_error"] == pytest.approx(np.sqrt(0.9), rel=1e-9)
+    table = format_table({"file": "x", "structures": 4, "atoms": 10, "metrics": {}, "committee_spread": summary})
+    assert "max 5.00 meV/atom (structure 2, surface)" in table
+    assert committee_spread(frames, labels, [{"energy": -10.0}] * 4) == {}  # a single model
+
+
 def test_saved_committee_loads_safely_and_predicts_as_in_memory(tmp_path):
     paths = []
     for k, model in enumerate(members()):

@@ -51,6 +51,12 @@ class DeNSCalculator(Calculator):
 
     Units follow ASE: eV, eV/Å and eV/Å³ (Voigt order xx, yy, zz, yz, xz, xy; positive =
     tensile).  Stress is only available for cells periodic in all three directions.
+
+    A committee (the mean of several models) also leaves ``results["committee_energies"]`` (each
+    member's energy, eV) and ``results["energy_std"]`` (their standard deviation, eV) after a
+    calculation: a spread well above what it is on the training data's kinds of structure says the
+    structure is unlike them (on the Zuo Mo test set, the one facet absent from training had twice the
+    spread of any other frame; ``models/mo-zuo2020-committee/README.md``).
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -123,6 +129,10 @@ class DeNSCalculator(Calculator):
             }
             if want_stress and atoms.pbc.all():
                 res["stress"] = full_3x3_to_voigt_6_stress(out["stress"][k].detach().cpu().double().numpy())
+            if "member_energy" in out and self.model.is_mean:
+                members = out["member_energy"][:, k].detach().cpu().double().numpy()
+                res["committee_energies"] = members
+                res["energy_std"] = float(members.std())
             for key, value in res.items():
                 if not np.all(np.isfinite(value)):
                     raise NonFiniteOutputError(f"model returned non-finite {key}; the structure may be far outside "

@@ -23,7 +23,8 @@ from .model import DeNSPotential, ModelConfig
 
 class Committee(nn.Module):
     """Weighted sum of ``members``' energies, by default their mean (conservative inference only: no
-    direct-force or DeNS heads).
+    direct-force or DeNS heads).  ``forward`` also returns each member's energy (``member_energy``,
+    [members, graphs]): their spread is the committee's own warning that a structure is unlike its training data.
 
     ``weights`` (one per member, default ``1/n`` each) need not sum to one: a Δ-model is a base model plus a
     network trained on the base's residuals, weights ``(1, 1)``.
@@ -50,6 +51,13 @@ class Committee(nn.Module):
         return max((m.config for m in self.members), key=lambda c: c.r_max)
 
     @property
+    def is_mean(self) -> bool:
+        """True when the energy is the plain mean of the members (then their spread measures disagreement;
+        for a base plus a residual network, weights (1, 1), it does not)."""
+        n = len(self.member_weights)
+        return all(math.isclose(w, 1.0 / n, rel_tol=1e-9) for w in self.member_weights)
+
+    @property
     def species(self) -> list[int]:
         return list(self.members[0].config.species)
 
@@ -71,8 +79,10 @@ class Committee(nn.Module):
             energies.append(out["energy"])
             node_energies.append(out["node_energy"])
         w = torch.tensor(self.member_weights, dtype=energies[0].dtype, device=energies[0].device)
-        return {"energy": torch.einsum("m,m...->...", w, torch.stack(energies)),
-                "node_energy": torch.einsum("m,m...->...", w, torch.stack(node_energies))}
+        member_energy = torch.stack(energies)
+        return {"energy": torch.einsum("m,m...->...", w, member_energy),
+                "node_energy": torch.einsum("m,m...->...", w, torch.stack(node_energies)),
+                "member_energy": member_energy}
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

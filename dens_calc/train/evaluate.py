@@ -65,6 +65,37 @@ def by_config_type(frames, labels, results) -> dict:
     return out
 
 
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 0, ties sharing their mean rank (as Spearman's coefficient needs)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts
+    return (first + (counts - 1) / 2.0)[inverse]
+
+
+def committee_spread(frames, labels, results, top: int = 3) -> dict:
+    """How far a committee's members disagree on each structure's energy (std, meV/atom), and whether that
+    spread points at its errors (Spearman rank correlation with |energy error| per atom).  Empty for
+    single models and weighted (base plus residual) committees."""
+    if not results or "energy_std" not in results[0]:
+        return {}
+    n_atoms = np.array([len(a) for a in frames], float)
+    spread = 1000.0 * np.array([r["energy_std"] for r in results]) / n_atoms
+    out = {"energy_std_meV_atom": {"mean": float(spread.mean()), "max": float(spread.max())}}
+    has_energy = ["energy" in lab for lab in labels]
+    error = np.full(len(frames), np.nan)
+    for i, (lab, res) in enumerate(zip(labels, results)):
+        if has_energy[i]:
+            error[i] = 1000.0 * abs(res["energy"] - lab["energy"]) / n_atoms[i]
+    largest = np.argsort(-spread)[:top]
+    out["largest"] = [{"index": int(i), "config_type": config_type(frames[i]) or "(none)",
+                       "energy_std_meV_atom": float(spread[i]),
+                       "abs_error_meV_atom": None if np.isnan(error[i]) else float(error[i])} for i in largest]
+    known = ~np.isnan(error)
+    if known.sum() >= 3:
+        out["spearman_spread_vs_abs_error"] = float(np.corrcoef(_ranks(spread[known]), _ranks(error[known]))[0, 1])
+    return out
+
+
 def predict_file(model, path: str | Path, *, keys: LabelKeys | None = None, batch_size: int = 16,
                  device: str = "auto", dtype: str = "float64"):
     """Frames, labels, the calculator's results and the calculator of ``model`` on the structures in ``path``."""
@@ -91,6 +122,9 @@ def evaluate_file(model, path: str | Path, *, keys: LabelKeys | None = None, bat
     groups = by_config_type(frames, labels, results)
     if groups:
         out["by_config_type"] = groups
+    spread = committee_spread(frames, labels, results)
+    if spread:
+        out["committee_spread"] = spread
     if plot_dir is not None:
         out["plots"] = [str(p) for p in parity_plots(pairs, plot_dir)]
     return out
@@ -136,4 +170,12 @@ def format_table(result: dict) -> str:
             cells = [m[k][stat] if k in m else float("nan")
                      for k, stat in (("energy_per_atom", "mae"), ("forces", "mae"), ("forces", "rmse"))]
             lines.append(f"{name:<18}{group['structures']:>11}" + "".join(f"{c:>10.3f}" for c in cells))
+    spread = result.get("committee_spread")
+    if spread:
+        worst = spread["largest"][0]
+        line = (f"committee spread (members' energy std): mean {spread['energy_std_meV_atom']['mean']:.2f}, "
+                f"max {worst['energy_std_meV_atom']:.2f} meV/atom (structure {worst['index']}, {worst['config_type']})")
+        if "spearman_spread_vs_abs_error" in spread:
+            line += f"; rank correlation with |E error| {spread['spearman_spread_vs_abs_error']:.2f}"
+        lines.append(line)
     return "\n".join(lines)
