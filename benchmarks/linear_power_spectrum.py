@@ -48,7 +48,13 @@ def per_atom_features(positions, atoms, edges, r_max: float, l_max: int, n_max: 
     return torch.cat(features, dim=1)
 
 
-def featurise(frames, r_max: float, l_max: int, n_max: int) -> list[dict]:
+def with_products(features: torch.Tensor) -> torch.Tensor:
+    """Each atom's features and their pairwise products (as quadratic SNAP extends the bispectrum)."""
+    upper = torch.triu_indices(features.shape[1], features.shape[1])
+    return torch.cat([features, features[:, upper[0]] * features[:, upper[1]]], dim=1)
+
+
+def featurise(frames, r_max: float, l_max: int, n_max: int, quadratic: bool = False) -> list[dict]:
     """Summed features, their Jacobian in the positions, and the labels of each frame (float64)."""
     out = []
     for atoms in frames:
@@ -56,7 +62,8 @@ def featurise(frames, r_max: float, l_max: int, n_max: int) -> list[dict]:
         positions = torch.as_tensor(atoms.positions, dtype=torch.float64)
 
         def summed(p, atoms=atoms, edges=edges):
-            return per_atom_features(p, atoms, edges, r_max, l_max, n_max).sum(dim=0)
+            features = per_atom_features(p, atoms, edges, r_max, l_max, n_max)
+            return (with_products(features) if quadratic else features).sum(dim=0)
 
         jacobian = torch.autograd.functional.jacobian(summed, positions, vectorize=True)  # [F, N, 3]
         out.append({"n": len(atoms), "x": summed(positions).numpy(), "jac": jacobian.reshape(len(jacobian), -1).numpy(),
@@ -103,6 +110,8 @@ def main() -> None:
     parser.add_argument("--force-weight", type=float, nargs="+", default=[0.03, 0.01, 0.003],
                         help="weight of a force row (eV/Å) against an energy row (eV/atom)")
     parser.add_argument("--ridge", type=float, default=1e-8)
+    parser.add_argument("--quadratic", action="store_true",
+                        help="also the pairwise products of each atom's features (a quadratic model, as qSNAP)")
     parser.add_argument("--watch", nargs="*", default=[], help="print the signed energy error of frames whose "
                                                                 "description contains these strings")
     parser.add_argument("--json")
@@ -111,11 +120,12 @@ def main() -> None:
     results = []
     for l_max in args.l_max:
         start = time.perf_counter()
-        train, test = (featurise(f, args.r_max, l_max, args.n_max) for f in (train_frames, test_frames))
+        train, test = (featurise(f, args.r_max, l_max, args.n_max, args.quadratic) for f in (train_frames, test_frames))
         print(f"l_max {l_max}: {train[0]['x'].size} features per atom, featurised in {time.perf_counter() - start:.0f} s")
         for force_weight in args.force_weight:
             w = fit(train, force_weight, args.ridge)
-            row = {"l_max": l_max, "n_max": args.n_max, "r_max": args.r_max, "force_weight": force_weight,
+            row = {"l_max": l_max, "n_max": args.n_max, "r_max": args.r_max, "quadratic": args.quadratic,
+                   "force_weight": force_weight,
                    "ridge": args.ridge, "train": errors(train, w), "test": errors(test, w)}
             results.append(row)
             watched = " ".join(f"{key} {value:+.1f}" for key, value in row["test"]["signed_E_meV_atom"].items()
