@@ -44,3 +44,31 @@ def test_fit_recovers_labels_made_by_a_linear_model():
     assert set(result["signed_E_meV_atom"]) == {"frame 0", "frame 1"}
     # and a wrong model is not fitted exactly: the test is sensitive
     assert linear_power_spectrum.errors(test, w + 0.01)["F_mae_meV_A"] > 1.0
+
+
+def test_quadratic_features_are_the_linear_ones_and_their_pairwise_products():
+    torch.set_default_dtype(torch.float64)
+    try:
+        atoms = _frames(1, 3)[0]
+        linear = linear_power_spectrum.featurise([atoms], r_max=3.5, l_max=2, n_max=2)[0]
+        quadratic = linear_power_spectrum.featurise([atoms], r_max=3.5, l_max=2, n_max=2, quadratic=True)[0]
+        edges = linear_power_spectrum.neighbor_list("ijS", atoms, 3.5)
+        per_atom = linear_power_spectrum.per_atom_features(torch.as_tensor(atoms.positions), atoms, edges, 3.5, 2, 2)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    k = linear["x"].size
+    assert quadratic["x"].size == k + k * (k + 1) // 2
+    np.testing.assert_allclose(quadratic["x"][:k], linear["x"], rtol=1e-12)
+    p = per_atom.numpy()
+    # products follow in upper-triangle order, (0, 0), (0, 1), ..., each summed over atoms
+    np.testing.assert_allclose(quadratic["x"][k + 1], np.sum(p[:, 0] * p[:, 1]), rtol=1e-12)
+    np.testing.assert_allclose(quadratic["x"][k], np.sum(p[:, 0] ** 2), rtol=1e-12)
+    # the Jacobian of the summed products is their exact derivative (finite differences along one coordinate)
+    shifted = atoms.copy()
+    shifted.positions[0, 0] += 1e-5
+    torch.set_default_dtype(torch.float64)
+    try:
+        moved = linear_power_spectrum.featurise([shifted], r_max=3.5, l_max=2, n_max=2, quadratic=True)[0]
+    finally:
+        torch.set_default_dtype(torch.float32)
+    np.testing.assert_allclose((moved["x"] - quadratic["x"]) / 1e-5, quadratic["jac"][:, 0], rtol=1e-3, atol=1e-6)
