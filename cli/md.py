@@ -43,3 +43,7 @@ def md_cmd(structure, model, device, dtype, out_dir, verbose, steps, time_ps, su
     res = run_md(atoms, calc, steps=1000 if steps is None else steps, out_dir=out, inputs=inputs, **settings)
     click.echo(f"MD done: step {res['steps']}, {res['time_ps']:.4g} ps, <T> = {res['mean_temperature_K']:.1f} K, "
                f"{res['ns_per_day']:.3g} ns/day; results in {out}")
+    spread = res.get("committee_energy_std_meV_atom")
+    if spread:
+        click.echo(f"committee spread (members' energy std): mean {spread['mean']:.2f}, max {spread['max']:.2f} "
+                   "meV/atom")

@@ -90,6 +90,26 @@ def test_committee_spread_summary_ranks_structures_by_disagreement():
     assert committee_spread(frames, labels, [{"energy": -10.0}] * 4) == {}  # a single model
 
 
+def test_md_records_the_committee_spread_in_frames_and_summary(tmp_path):
+    from ase.io import read
+
+    from dens_calc.calculations.md import run_md
+
+    atoms = silicon()
+    atoms.calc = DeNSCalculator(Committee(members()), dtype="float64")
+    res = run_md(atoms, steps=4, interval=2, out_dir=tmp_path / "committee", seed=1)
+    frames = read(tmp_path / "committee" / "md.extxyz", ":")
+    spreads = [1000.0 * f.info["energy_std"] / len(f) for f in frames]
+    assert len(frames) == 3 and min(spreads) > 0
+    assert res["committee_energy_std_meV_atom"] == {"mean": pytest.approx(np.mean(spreads)),
+                                                    "max": pytest.approx(max(spreads))}
+    single = silicon()
+    single.calc = DeNSCalculator(members()[0], dtype="float64")
+    res = run_md(single, steps=2, interval=2, out_dir=tmp_path / "single", seed=1)
+    assert "committee_energy_std_meV_atom" not in res
+    assert "energy_std" not in read(tmp_path / "single" / "md.extxyz").info
+
+
 def test_saved_committee_loads_safely_and_predicts_as_in_memory(tmp_path):
     paths = []
     for k, model in enumerate(members()):

@@ -104,7 +104,8 @@ def results_frame(atoms: Atoms, results: dict, info: dict | None = None) -> Atom
     """A copy of ``atoms`` that carries energy/forces/stress as ASE calculator results.
 
     The copy is what we write to extxyz trajectories: ``ase.io.read`` gives it back with a
-    ``SinglePointCalculator``.  ``info`` entries are added to ``atoms.info``.
+    ``SinglePointCalculator``.  ``info`` entries are added to ``atoms.info``, and so is a committee's
+    ``energy_std`` (eV).
     """
     from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -112,6 +113,8 @@ def results_frame(atoms: Atoms, results: dict, info: dict | None = None) -> Atom
     frame.info.update(info or {})
     keep = {k: results[k] for k in ("energy", "free_energy", "forces", "stress") if k in results}
     frame.calc = SinglePointCalculator(frame, **keep)
+    if "energy_std" in results:  # a committee's spread: where it is large, the energy is an extrapolation
+        frame.info["energy_std"] = float(results["energy_std"])
     return frame
 
 

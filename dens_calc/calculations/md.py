@@ -44,7 +44,7 @@ Barostat = Literal["isotropic", "anisotropic"]
 
 TRAJECTORY, LOG, PLOT, SUMMARY = "md.extxyz", "md.log", "md_energy.png", "md_summary.yaml"
 LOG_COLUMNS = ("step", "time_ps", "Epot_eV", "Ekin_eV", "Etot_eV", "T_K", "P_GPa", "V_Ang3")
-__all__ = ["run_md", "MDConfig", "plot_energies", "Ensemble", "Barostat", "LOG_COLUMNS", "RESTART", "RESTART_FORMAT"]
+__all__ = ["LOG_COLUMNS", "RESTART", "RESTART_FORMAT", "Barostat", "Ensemble", "MDConfig", "plot_energies", "run_md"]
 
 
 def _validate(atoms: Atoms, params: dict, steps: int) -> None:
@@ -86,7 +86,7 @@ def _make_dynamics(atoms: Atoms, params: dict, rng: np.random.Generator):
 
         friction = params["friction_per_fs"] / units.fs
         return Langevin(atoms, timestep=dt, temperature_K=temp, friction=friction, fixcm=False, rng=rng)
-    from ase.md.nose_hoover_chain import IsotropicMTKNPT, MTKNPT, NoseHooverChainNVT
+    from ase.md.nose_hoover_chain import MTKNPT, IsotropicMTKNPT, NoseHooverChainNVT
 
     if ensemble == "nvt":
         return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=temp, tdamp=tdamp)
@@ -137,6 +137,7 @@ class _Recorder:
     def __init__(self, out_dir: Path | None, restart: bool, with_stress: bool):
         self.out_dir, self.with_stress = out_dir, with_stress
         self.rows: list[tuple] = []
+        self.spreads: list[float] = []  # a committee's energy std per recorded frame (eV/atom)
         if out_dir is not None and not restart:
             (out_dir / TRAJECTORY).write_text("")
             header = " ".join(f"{c:>14s}" for c in LOG_COLUMNS)
@@ -150,6 +151,8 @@ class _Recorder:
         pressure = _pressure_GPa(atoms, self.with_stress)
         row = (step, time_ps, epot, ekin, epot + ekin, atoms.get_temperature(), pressure, volume)
         self.rows.append(row)
+        if "energy_std" in atoms.calc.results:
+            self.spreads.append(atoms.calc.results["energy_std"] / len(atoms))
         if self.out_dir is None:
             return row
         frame = results_frame(atoms, atoms.calc.results, {
@@ -288,7 +291,9 @@ def run_md(atoms: Atoms, calc=None, *, ensemble: Ensemble = "nve", temperature_K
     dict
         ``steps`` done in total, ``time_ps``, ``final`` (last log row as a dict), ``mean_temperature_K``,
         ``etot_drift_eV_per_atom`` (last minus first recorded E_tot this call, per atom),
-        ``steps_per_s``, ``ns_per_day``, ``stopped`` and ``files``.
+        ``steps_per_s``, ``ns_per_day``, ``stopped`` and ``files``; with a committee also
+        ``committee_energy_std_meV_atom`` (mean and max of its members' spread over the recorded frames; each
+        trajectory frame carries its own as ``info["energy_std"]``, eV).
 
     Raises
     ------
@@ -404,7 +409,17 @@ def _results(run: _MDRun, elapsed: float, stop_message: str | None) -> dict:
         "ns_per_day": rate * run.params["timestep_fs"] * 1e-6 * 86400,
         "stopped": stop_message,
         "files": {},
+        **_spread_summary(run.recorder.spreads),
     }
+
+
+def _spread_summary(spreads: list[float]) -> dict:
+    """A committee's energy spread over the recorded frames (meV/atom): a rise says the run left the kinds of
+    structure its members were trained on."""
+    if not spreads:
+        return {}
+    values = 1000.0 * np.asarray(spreads)
+    return {"committee_energy_std_meV_atom": {"mean": float(values.mean()), "max": float(values.max())}}
 
 
 def _report(out_dir: Path, run: _MDRun, inputs: dict | None, elapsed: float, results: dict) -> dict:
