@@ -20,14 +20,21 @@ import numpy as np
 
 def residual_frames(base: str, path: str) -> list:
     """Frames of ``path`` whose labels are the label minus ``base``'s prediction."""
+    from dens_calc.train.evaluate import predict_file
+
+    frames, labels, results, _ = predict_file(base, path, dtype="float64")
+    return minus_predictions(frames, labels, results)
+
+
+def minus_predictions(frames, labels, results) -> list:
+    """Copies of ``frames`` labelled with ``labels`` minus ``results`` (calculator-style dicts: energy, forces,
+    Voigt stress), under REF_* keys."""
     from ase.stress import voigt_6_to_full_3x3_stress
 
     from dens_calc.data.labels import DEFAULT_KEYS
-    from dens_calc.train.evaluate import predict_file
 
     # every key the label reader accepts goes, so that no original label survives beside its residual
     stale = {k.lower() for keys in DEFAULT_KEYS.values() for k in keys}
-    frames, labels, results, _ = predict_file(base, path, dtype="float64")
     out = []
     for atoms, lab, res in zip(frames, labels, results):
         new = atoms.copy()
