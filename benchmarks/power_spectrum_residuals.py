@@ -73,7 +73,7 @@ def predict(frames, w: np.ndarray, r_max: float, l_max: int, n_max: int) -> list
         energy = float(w[0]) * len(atoms) + lps.with_products(features).sum(dim=0) @ weights
         grad_pos, grad_strain = torch.autograd.grad(energy, (positions, strain))
         stress = grad_strain.numpy() / abs(np.linalg.det(atoms.cell.array))
-        results.append({"energy": float(energy), "forces": -grad_pos.numpy(),
+        results.append({"energy": float(energy.detach()), "forces": -grad_pos.numpy(),
                         "stress": full_3x3_to_voigt_6_stress(stress)})
     return results
 
