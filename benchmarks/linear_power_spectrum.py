@@ -26,37 +26,13 @@ import numpy as np
 import torch
 from ase.neighborlist import neighbor_list
 
+from dens_calc.nn.quadratic_prior import power_spectrum_features, with_products
+
 
 def per_atom_features(positions, atoms, edges, r_max: float, l_max: int, n_max: int) -> torch.Tensor:
     i, j, shifts = edges
     vectors = positions[j] - positions[i] + torch.as_tensor(shifts @ atoms.cell.array)
-    return features_from_vectors(vectors, i, len(atoms), r_max, l_max, n_max)
-
-
-def features_from_vectors(vectors, owners, n_atoms: int, r_max: float, l_max: int, n_max: int) -> torch.Tensor:
-    """Each atom's [c[n, 00], p[n, n', l]] from its edge vectors (``owners``: the atom each edge starts at)."""
-    from e3nn import o3
-
-    r = vectors.norm(dim=1)
-    centres = torch.linspace(1.5, r_max, n_max, dtype=r.dtype)
-    width = (r_max - 1.5) / (n_max - 1)
-    cutoff = 0.5 * (torch.cos(math.pi * r / r_max) + 1.0)
-    radial = torch.exp(-0.5 * ((r[:, None] - centres) / width) ** 2) * cutoff[:, None]  # [E, n]
-    sh = o3.spherical_harmonics(list(range(l_max + 1)), vectors, normalize=True, normalization="component")
-    density = torch.zeros(n_atoms, n_max, sh.shape[1], dtype=r.dtype)
-    density.index_add_(0, torch.as_tensor(owners), radial[:, :, None] * sh[:, None, :])
-    upper = torch.triu_indices(n_max, n_max)
-    features = [density[:, :, 0]]
-    for l in range(l_max + 1):
-        block = density[:, :, l * l:(l + 1) * (l + 1)]
-        features.append(torch.einsum("anm,akm->ank", block, block)[:, upper[0], upper[1]] / (2 * l + 1))
-    return torch.cat(features, dim=1)
-
-
-def with_products(features: torch.Tensor) -> torch.Tensor:
-    """Each atom's features and their pairwise products (as quadratic SNAP extends the bispectrum)."""
-    upper = torch.triu_indices(features.shape[1], features.shape[1])
-    return torch.cat([features, features[:, upper[0]] * features[:, upper[1]]], dim=1)
+    return power_spectrum_features(vectors, torch.as_tensor(i), len(atoms), r_max, l_max, n_max)
 
 
 def featurise(frames, r_max: float, l_max: int, n_max: int, quadratic: bool = False) -> list[dict]:

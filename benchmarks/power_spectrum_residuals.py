@@ -15,7 +15,8 @@ processes), fit one model per ``--force-weight`` on the training file, choose th
 label − prediction (``residual_labels.minus_predictions``) to ``--out-dir``.  The test file's errors are reported
 for every weight but never used to choose.  A network trained on the residual files and evaluated on the
 residual test file (``dens-calc eval``) has exactly the Δ-model's test errors: label − (base + net) =
-(label − base) − net.
+(label − base) − net.  ``--attach NETWORK OUT`` then saves the network with the fit inside it as one model
+(``ModelConfig.prior_l_max``) that the calculator, ``dens-calc eval`` and ``dens-calc committee`` load.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import linear_power_spectrum as lps
 import residual_labels
+
+from dens_calc.nn.quadratic_prior import power_spectrum_features, with_products
 
 
 def _featurise_chunk(args):
@@ -69,13 +72,31 @@ def predict(frames, w: np.ndarray, r_max: float, l_max: int, n_max: int) -> list
         cell = torch.as_tensor(atoms.cell.array, dtype=torch.float64) @ deform
         moved = positions @ deform
         vectors = moved[j] - moved[i] + torch.as_tensor(shifts, dtype=torch.float64) @ cell
-        features = lps.features_from_vectors(vectors, i, len(atoms), r_max, l_max, n_max)
-        energy = float(w[0]) * len(atoms) + lps.with_products(features).sum(dim=0) @ weights
+        features = power_spectrum_features(vectors, torch.as_tensor(i), len(atoms), r_max, l_max, n_max)
+        energy = float(w[0]) * len(atoms) + with_products(features).sum(dim=0) @ weights
         grad_pos, grad_strain = torch.autograd.grad(energy, (positions, strain))
         stress = grad_strain.numpy() / abs(np.linalg.det(atoms.cell.array))
         results.append({"energy": float(energy.detach()), "forces": -grad_pos.numpy(),
                         "stress": full_3x3_to_voigt_6_stress(stress)})
     return results
+
+
+def attach(network: str, weights: np.ndarray, l_max: int, n_max: int, out: str | Path, metadata: dict | None = None):
+    """Save ``network`` (trained on the residual files) with the fitted quadratic term inside it: one model that
+    predicts the labels (``ModelConfig.prior_l_max``), loadable by the calculator and by ``dens-calc committee``."""
+    import dataclasses
+
+    from dens_calc.checkpoint import load_model, save_model
+    from dens_calc.nn.model import DeNSPotential
+
+    net, net_metadata = load_model(network, dtype=torch.float64)
+    config = dataclasses.replace(net.config, prior_l_max=l_max, prior_n_max=n_max)
+    model = DeNSPotential(config).double()
+    missing, unexpected = model.load_state_dict(net.state_dict(), strict=False)
+    if unexpected or set(missing) != {"prior.weights"}:
+        raise RuntimeError(f"the network's weights do not fit the model: missing {missing}, unexpected {unexpected}")
+    model.prior.weights.copy_(torch.as_tensor(weights, dtype=torch.float64))
+    return save_model(model.float(), out, metadata={**net_metadata, **(metadata or {})})
 
 
 def choose(rows: list[dict]) -> dict:
@@ -87,9 +108,9 @@ def choose(rows: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", required=True)
-    parser.add_argument("--valid", required=True)
-    parser.add_argument("--test", required=True)
+    parser.add_argument("--train")
+    parser.add_argument("--valid")
+    parser.add_argument("--test")
     parser.add_argument("--r-max", type=float, default=5.0)
     parser.add_argument("--l-max", type=int, default=6)
     parser.add_argument("--n-max", type=int, default=3)
@@ -98,8 +119,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--json")
+    parser.add_argument("--attach", nargs=2, metavar=("NETWORK", "OUT"),
+                        help="instead of fitting: save NETWORK with the fit in OUT-DIR/weights.npy inside it, as OUT")
     args = parser.parse_args()
+    if args.attach:
+        weights = np.load(args.out_dir / "weights.npy")
+        info = {"prior": f"quadratic power spectrum l <= {args.l_max}, {args.n_max} Gaussians, fitted by "
+                         f"benchmarks/power_spectrum_residuals.py ({args.out_dir / 'weights.npy'})"}
+        print(attach(args.attach[0], weights, args.l_max, args.n_max, args.attach[1], info))
+        return
     files = {"train": args.train, "valid": args.valid, "test": args.test}
+    if None in files.values():
+        parser.error("--train, --valid and --test are needed to fit")
     frames = {name: ase.io.read(path, ":") for name, path in files.items()}
     start = time.perf_counter()
     every = featurise_parallel(frames["train"] + frames["valid"] + frames["test"], args.r_max, args.l_max,

@@ -7,8 +7,18 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from .blocks import (BesselBasis, EdgeConvolution, EquivariantLinear, ForceEncoding, PowerSpectrum, SoftRMSNorm,
-                     SquareProduct, VectorHead, ZBLRepulsion)
+from .blocks import (
+    BesselBasis,
+    EdgeConvolution,
+    EquivariantLinear,
+    ForceEncoding,
+    PowerSpectrum,
+    SoftRMSNorm,
+    SquareProduct,
+    VectorHead,
+    ZBLRepulsion,
+)
+from .quadratic_prior import QuadraticPowerSpectrum
 
 
 @dataclass
@@ -48,6 +58,11 @@ class ModelConfig:
     descriptor_l_max: int = 0
     # learned radial channels of that power spectrum: (L + 1) K (K + 1) / 2 invariants per atom
     descriptor_channels: int = 8
+    # a fixed energy term quadratic in the power spectrum up to this degree (-1: none), with ``prior_n_max``
+    # Gaussians; its weights come from a least-squares fit, not from training (nn.quadratic_prior): the base of a
+    # Δ-model whose network learned label - base
+    prior_l_max: int = -1
+    prior_n_max: int = 3
 
     def __post_init__(self) -> None:
         if len(self.species) != len(self.atomic_energies):
@@ -66,6 +81,12 @@ class ModelConfig:
             raise ValueError(f"descriptor_l_max must be in 0..8 (0: no power spectrum), got {self.descriptor_l_max}")
         if self.descriptor_channels < 1:
             raise ValueError("descriptor_channels must be >= 1")
+        if self.prior_l_max >= 0 and len(self.species) != 1:
+            raise ValueError("the quadratic power-spectrum prior is for single-element models (its features do not "
+                             f"tell species apart); this model has {len(self.species)} elements")
+        if not -1 <= self.prior_l_max <= 8 or self.prior_n_max < 2:
+            raise ValueError(f"need -1 <= prior_l_max <= 8 (-1: no prior) and prior_n_max >= 2, got "
+                             f"{self.prior_l_max}, {self.prior_n_max}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,6 +147,8 @@ class DeNSPotential(nn.Module):
         self.readouts = nn.ModuleList(nn.Linear(c, 1, bias=False) for _ in range(cfg.num_layers - 1))
         self.final_readout = nn.Sequential(nn.Linear(c, cfg.readout_hidden), nn.SiLU(), nn.Linear(cfg.readout_hidden, 1))
         self.repulsion = ZBLRepulsion(cfg.species, cfg.envelope_p) if cfg.pair_repulsion else None
+        self.prior = (QuadraticPowerSpectrum(cfg.r_max, cfg.prior_l_max, cfg.prior_n_max)
+                      if cfg.prior_l_max >= 0 else None)
         self.force_encoding = ForceEncoding(cfg.l_max, c)
         self.force_head = VectorHead(c)
         self.noise_block = InteractionLayer(cfg) if cfg.noise_block else None
@@ -194,6 +217,8 @@ class DeNSPotential(nn.Module):
             # each pair appears as two directed edges: half of its energy goes to each atom
             pair = 0.5 * self.repulsion(lengths, species[receiver], species[sender])
             node_energy = node_energy.index_add(0, receiver, pair)
+        if self.prior is not None:
+            node_energy = node_energy + self.prior(edge_vectors, receiver, n)
         # the reference energies are added in float64 (see ``atomic_energies``)
         node_energy = node_energy.double() + torch.index_select(self.atomic_energies, 0, species)
         energy = node_energy.new_zeros(num_graphs).index_add_(0, batch, node_energy)
