@@ -13,6 +13,17 @@ def _errors(metadata: dict) -> str:
     return ", ".join(items) or "-"
 
 
+def _shape(cfg: dict) -> str:
+    """One model's architecture in a line, with its optional invariant inputs and fixed energy terms."""
+    text = (f"cutoff {cfg.get('r_max', '?')} Å, channels {cfg.get('num_channels', '?')}, l_max {cfg.get('l_max', '?')}, "
+            f"layers {cfg.get('num_layers', '?')}")
+    if cfg.get("descriptor_l_max", 0) > 0:
+        text += f", power-spectrum inputs l <= {cfg['descriptor_l_max']}"
+    if cfg.get("prior_l_max", -1) >= 0:
+        text += f", + quadratic power-spectrum term l <= {cfg['prior_l_max']}"
+    return text
+
+
 @click.command("models")
 def models_cmd():
     """List the bundled models: name, elements, cutoff, size and test errors."""
@@ -29,8 +40,9 @@ def models_cmd():
         cfg = info.get("model_config", {})
         elements = " ".join(chemical_symbols[z] for z in cfg.get("species", [])) or "?"
         members = info.get("members") or [cfg]
-        shape = "; ".join(f"cutoff {c.get('r_max', '?')} Å, channels {c.get('num_channels', '?')}, l_max "
-                          f"{c.get('l_max', '?')}, layers {c.get('num_layers', '?')}" for c in members)
+        shapes = [_shape(c) for c in members]
+        # identical members once, with their count (a committee of seeds of one recipe is one line, not seven)
+        shape = "; ".join(s if shapes.count(s) == 1 else f"{shapes.count(s)} × ({s})" for s in dict.fromkeys(shapes))
         if "members" in info:
             weights = info.get("member_weights")
             how = "mean energy" if weights is None else "energy weights " + ", ".join(f"{w:g}" for w in weights)

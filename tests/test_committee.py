@@ -169,6 +169,20 @@ def test_bundled_single_model_is_chosen_before_a_committee_of_the_same_elements(
     assert "committee of 2 models (mean energy): cutoff 3.0 Å" in listing and "l_max 1" in listing
 
 
+def test_model_listing_groups_identical_members_and_names_extra_terms(tmp_path, monkeypatch):
+    import dens_calc.models
+
+    seeds = [save_model(tiny_model(species=SPECIES, r_max=3.0, seed=k), tmp_path / f"s{k}") for k in range(3)]
+    other = save_model(tiny_model(species=SPECIES, r_max=3.6, descriptor_l_max=4), tmp_path / "d")
+    build_committee([*seeds, other], tmp_path / "models" / "mixed")
+    save_model(tiny_model(species=(14,), prior_l_max=2), tmp_path / "models" / "si-delta")
+    monkeypatch.setattr(dens_calc.models, "MODELS_DIR", tmp_path / "models")
+    listing = CliRunner().invoke(main, ["models"]).output
+    assert "committee of 4 models (mean energy): 3 × (cutoff 3.0 Å, channels 8, l_max 2, layers 2); cutoff 3.6 Å, " \
+           "channels 8, l_max 2, layers 2, power-spectrum inputs l <= 4," in listing
+    assert "+ quadratic power-spectrum term l <= 2" in listing
+
+
 def test_weighted_committee_sums_its_members_and_keeps_its_weights_on_disk(tmp_path):
     """A Δ-model (base + residual network) is a committee with weights 1 and 1; any weights are exact sums."""
     first, second = members()
