@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import linear_power_spectrum as lps
 import residual_labels
 
-from dens_calc.nn.quadratic_prior import power_spectrum_features, with_products
+from dens_calc.nn.quadratic_prior import QuadraticPowerSpectrum
 
 
 def _featurise_chunk(args):
@@ -61,7 +61,8 @@ def predict(frames, w: np.ndarray, r_max: float, l_max: int, n_max: int) -> list
     from ase.neighborlist import neighbor_list
     from ase.stress import full_3x3_to_voigt_6_stress
 
-    weights = torch.as_tensor(w[1:], dtype=torch.float64)
+    term = QuadraticPowerSpectrum(r_max, l_max, n_max)  # the same energy the shipped model adds
+    term.weights.copy_(torch.as_tensor(w, dtype=torch.float64))
     eye = torch.eye(3, dtype=torch.float64)
     results = []
     for atoms in frames:
@@ -72,8 +73,7 @@ def predict(frames, w: np.ndarray, r_max: float, l_max: int, n_max: int) -> list
         cell = torch.as_tensor(atoms.cell.array, dtype=torch.float64) @ deform
         moved = positions @ deform
         vectors = moved[j] - moved[i] + torch.as_tensor(shifts, dtype=torch.float64) @ cell
-        features = power_spectrum_features(vectors, torch.as_tensor(i), len(atoms), r_max, l_max, n_max)
-        energy = float(w[0]) * len(atoms) + with_products(features).sum(dim=0) @ weights
+        energy = term(vectors, torch.as_tensor(i), len(atoms)).sum()
         grad_pos, grad_strain = torch.autograd.grad(energy, (positions, strain))
         stress = grad_strain.numpy() / abs(np.linalg.det(atoms.cell.array))
         results.append({"energy": float(energy.detach()), "forces": -grad_pos.numpy(),
