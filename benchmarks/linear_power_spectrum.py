@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import ase.io
@@ -35,19 +34,47 @@ def per_atom_features(positions, atoms, edges, r_max: float, l_max: int, n_max: 
     return power_spectrum_features(vectors, torch.as_tensor(i), len(atoms), r_max, l_max, n_max)
 
 
+def summed_features_and_jacobian(atoms, r_max: float, l_max: int, n_max: int, quadratic: bool = False):
+    """Σ_i x_i (and Σ_i x_i ⊗ x_i, upper triangle, if ``quadratic``) and their Jacobian in the positions, [F, 3N].
+
+    Why not autograd on the summed products: that is one backward pass per product (1,080 at l <= 6, n_max 3,
+    ~6 s per 54-atom frame).  Atom i's features depend only on its own edges, so one vectorised Jacobian of the
+    *linear* features in the edge vectors gives every atom's Jacobian, and the products follow by the product
+    rule, d Σ_i x_ia x_ib = Σ_i (x_ia dx_ib + x_ib dx_ia): exact, and 20-50x faster.
+    """
+    i, j, shifts = neighbor_list("ijS", atoms, r_max)
+    n = len(atoms)
+    positions = torch.as_tensor(atoms.positions, dtype=torch.float64)
+    vectors = positions[j] - positions[i] + torch.as_tensor(shifts @ atoms.cell.array, dtype=torch.float64)
+    owners = torch.as_tensor(i)
+
+    def summed(v):
+        return power_spectrum_features(v, owners, n, r_max, l_max, n_max).sum(dim=0)
+
+    per_atom = power_spectrum_features(vectors, owners, n, r_max, l_max, n_max)  # [N, F]
+    by_edge = torch.autograd.functional.jacobian(summed, vectors, vectorize=True)  # [F, E, 3]: d x_{i(e)} / d v_e
+    # d v_e / d r_j = +1, d v_e / d r_i = -1: per-atom Jacobian [N (atom), N (position), F, 3]
+    jac = torch.zeros(n, n, per_atom.shape[1], 3, dtype=torch.float64)
+    edge_terms = by_edge.permute(1, 0, 2)  # [E, F, 3]
+    jac.index_put_((owners, torch.as_tensor(j)), edge_terms, accumulate=True)
+    jac.index_put_((owners, owners), -edge_terms, accumulate=True)
+    jac = jac.permute(0, 2, 1, 3).reshape(n, per_atom.shape[1], 3 * n)
+    x, dx = per_atom.sum(dim=0), jac.sum(dim=0)
+    if quadratic:
+        half = torch.einsum("ia,ibk->abk", per_atom, jac)  # Σ_i x_ia dx_ib
+        upper = torch.triu_indices(per_atom.shape[1], per_atom.shape[1])
+        products = with_products(per_atom).sum(dim=0)[per_atom.shape[1]:]
+        x = torch.cat([x, products])
+        dx = torch.cat([dx, half[upper[0], upper[1]] + half[upper[1], upper[0]]])
+    return x, dx
+
+
 def featurise(frames, r_max: float, l_max: int, n_max: int, quadratic: bool = False) -> list[dict]:
     """Summed features, their Jacobian in the positions, and the labels of each frame (float64)."""
     out = []
     for atoms in frames:
-        edges = neighbor_list("ijS", atoms, r_max)
-        positions = torch.as_tensor(atoms.positions, dtype=torch.float64)
-
-        def summed(p, atoms=atoms, edges=edges):
-            features = per_atom_features(p, atoms, edges, r_max, l_max, n_max)
-            return (with_products(features) if quadratic else features).sum(dim=0)
-
-        jacobian = torch.autograd.functional.jacobian(summed, positions, vectorize=True)  # [F, N, 3]
-        out.append({"n": len(atoms), "x": summed(positions).numpy(), "jac": jacobian.reshape(len(jacobian), -1).numpy(),
+        x, jac = summed_features_and_jacobian(atoms, r_max, l_max, n_max, quadratic)
+        out.append({"n": len(atoms), "x": x.numpy(), "jac": jac.numpy(),
                     "energy": float(atoms.info["REF_energy"]), "forces": np.asarray(atoms.arrays["REF_forces"]).ravel(),
                     "description": str(atoms.info.get("description", atoms.info.get("config_type", "")))})
     return out
@@ -55,19 +82,37 @@ def featurise(frames, r_max: float, l_max: int, n_max: int, quadratic: bool = Fa
 
 def fit(train: list[dict], force_weight: float, ridge: float) -> np.ndarray:
     """Weights [constant per atom, features...] by least squares on energies per atom and weighted forces."""
-    rows, targets = [], []
-    for f in train:
-        rows.append(np.concatenate([[float(f["n"])], f["x"]]) / f["n"])
-        targets.append(f["energy"] / f["n"])
-        rows.extend(force_weight * np.concatenate([np.zeros((1, f["jac"].shape[1])), -f["jac"]], axis=0).T)
-        targets.extend(force_weight * f["forces"])
-    a, y = np.array(rows), np.array(targets)
-    scale = np.abs(a).max(axis=0)
-    scale[scale == 0] = 1.0
-    a = a / scale
-    a = np.vstack([a, math.sqrt(ridge) * np.eye(a.shape[1])])
-    y = np.concatenate([y, np.zeros(a.shape[1])])
-    return np.linalg.lstsq(a, y, rcond=None)[0] / scale
+    return NormalEquations(train).solve(force_weight, ridge)
+
+
+class NormalEquations:
+    """AᵀA and Aᵀy of the energy rows and of the force rows, kept apart, so that one pass over the training frames
+    serves every force weight and ridge.
+
+    Why not ``lstsq`` on the stacked rows: with n_max 6 there are 11,935 columns and ~27,000 force rows (Zuo Mo),
+    and an SVD of that takes far longer than the O(rows · columns²) product here.  Columns are scaled to unit norm
+    of the energy-plus-force Gram diagonal before the ridge is added, so a ridge means the same at any force weight.
+    """
+
+    def __init__(self, frames: list[dict]):
+        k = 1 + frames[0]["x"].size
+        self.gram_e, self.rhs_e = np.zeros((k, k)), np.zeros(k)
+        self.gram_f, self.rhs_f = np.zeros((k, k)), np.zeros(k)
+        for f in frames:
+            row = np.concatenate([[float(f["n"])], f["x"]]) / f["n"]
+            self.gram_e += np.outer(row, row)
+            self.rhs_e += row * f["energy"] / f["n"]
+            jac = -f["jac"]  # [features, 3N]: the force rows, without the constant's zero column
+            self.gram_f[1:, 1:] += jac @ jac.T
+            self.rhs_f[1:] += jac @ f["forces"]
+
+    def solve(self, force_weight: float, ridge: float) -> np.ndarray:
+        gram = self.gram_e + force_weight ** 2 * self.gram_f
+        rhs = self.rhs_e + force_weight ** 2 * self.rhs_f
+        scale = np.sqrt(np.diag(gram))
+        scale[scale == 0] = 1.0
+        scaled = gram / np.outer(scale, scale) + ridge * np.eye(len(scale))
+        return np.linalg.solve(scaled, rhs / scale) / scale
 
 
 def errors(frames: list[dict], w: np.ndarray) -> dict:

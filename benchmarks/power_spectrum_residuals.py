@@ -99,6 +99,16 @@ def attach(network: str, weights: np.ndarray, l_max: int, n_max: int, out: str |
     return save_model(model.float(), out, metadata={**net_metadata, **(metadata or {})})
 
 
+def _n_max_of(weights: np.ndarray, l_max: int) -> int:
+    """The number of Gaussians a saved weight vector was fitted with (its length says it)."""
+    from dens_calc.nn.quadratic_prior import num_quadratic_features
+
+    for n_max in range(2, 33):
+        if 1 + num_quadratic_features(l_max, n_max) == len(weights):
+            return n_max
+    raise ValueError(f"{len(weights)} weights fit no quadratic power spectrum with l_max {l_max}")
+
+
 def choose(rows: list[dict]) -> dict:
     """The fit with the smallest validation E/E_best + F/F_best."""
     e_best = min(r["valid"]["E_mae_meV_atom"] for r in rows)
@@ -113,9 +123,11 @@ def main() -> None:
     parser.add_argument("--test")
     parser.add_argument("--r-max", type=float, default=5.0)
     parser.add_argument("--l-max", type=int, default=6)
-    parser.add_argument("--n-max", type=int, default=3)
+    parser.add_argument("--n-max", type=int, nargs="+", default=[3],
+                        help="Gaussians per radial basis; several: each is fitted and validation chooses")
     parser.add_argument("--force-weight", type=float, nargs="+", default=[0.03, 0.01, 0.003])
-    parser.add_argument("--ridge", type=float, default=1e-8)
+    parser.add_argument("--ridge", type=float, nargs="+", default=[1e-8],
+                        help="added to the unit-diagonal normal equations (linear_power_spectrum.NormalEquations)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--json")
@@ -124,41 +136,50 @@ def main() -> None:
     args = parser.parse_args()
     if args.attach:
         weights = np.load(args.out_dir / "weights.npy")
-        info = {"prior": f"quadratic power spectrum l <= {args.l_max}, {args.n_max} Gaussians, fitted by "
+        n_max = _n_max_of(weights, args.l_max)
+        info = {"prior": f"quadratic power spectrum l <= {args.l_max}, {n_max} Gaussians, fitted by "
                          f"benchmarks/power_spectrum_residuals.py ({args.out_dir / 'weights.npy'})"}
-        print(attach(args.attach[0], weights, args.l_max, args.n_max, args.attach[1], info))
+        print(attach(args.attach[0], weights, args.l_max, n_max, args.attach[1], info))
         return
     files = {"train": args.train, "valid": args.valid, "test": args.test}
     if None in files.values():
         parser.error("--train, --valid and --test are needed to fit")
     frames = {name: ase.io.read(path, ":") for name, path in files.items()}
-    start = time.perf_counter()
-    every = featurise_parallel(frames["train"] + frames["valid"] + frames["test"], args.r_max, args.l_max,
-                               args.n_max, args.workers)
     n_train, n_valid = len(frames["train"]), len(frames["valid"])
-    feats = {"train": every[:n_train], "valid": every[n_train:n_train + n_valid], "test": every[n_train + n_valid:]}
-    print(f"{every[0]['x'].size} features per atom, featurised in {time.perf_counter() - start:.0f} s", flush=True)
     rows = []
-    for force_weight in args.force_weight:
-        w = lps.fit(feats["train"], force_weight, args.ridge)
-        row = {"force_weight": force_weight, "w": w, **{name: lps.errors(f, w) for name, f in feats.items()}}
-        rows.append(row)
-        print(f"force weight {force_weight:g}: " + " | ".join(
-            f"{name} E {row[name]['E_mae_meV_atom']:.2f} F {row[name]['F_mae_meV_A']:.1f}" for name in feats), flush=True)
+    for n_max in args.n_max:
+        start = time.perf_counter()
+        every = featurise_parallel(frames["train"] + frames["valid"] + frames["test"], args.r_max, args.l_max,
+                                   n_max, args.workers)
+        feats = {"train": every[:n_train], "valid": every[n_train:n_train + n_valid], "test": every[n_train + n_valid:]}
+        equations = lps.NormalEquations(feats["train"])
+        print(f"n_max {n_max}: {every[0]['x'].size} features per atom, featurised and reduced in "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
+        for force_weight in args.force_weight:
+            for ridge in args.ridge:
+                w = equations.solve(force_weight, ridge)
+                row = {"n_max": n_max, "force_weight": force_weight, "ridge": ridge, "w": w,
+                       **{name: lps.errors(f, w) for name, f in feats.items()}}
+                rows.append(row)
+                print(f"n_max {n_max}, force weight {force_weight:g}, ridge {ridge:g}: " + " | ".join(
+                    f"{name} E {row[name]['E_mae_meV_atom']:.2f} F {row[name]['F_mae_meV_A']:.1f}" for name in feats),
+                    flush=True)
+        del every, feats, equations
     chosen = choose(rows)
-    print(f"chosen on validation: force weight {chosen['force_weight']:g}")
+    print(f"chosen on validation: n_max {chosen['n_max']}, force weight {chosen['force_weight']:g}, "
+          f"ridge {chosen['ridge']:g}")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     from dens_calc.data import check_labels
 
     for name, path in files.items():
         labels = check_labels(frames[name], path, ("energy",), None)
-        results = predict(frames[name], chosen["w"], args.r_max, args.l_max, args.n_max)
+        results = predict(frames[name], chosen["w"], args.r_max, args.l_max, chosen["n_max"])
         residual = residual_labels.minus_predictions(frames[name], labels, results)
         ase.io.write(args.out_dir / Path(path).name, residual, format="extxyz")
     np.save(args.out_dir / "weights.npy", chosen["w"])
     if args.json:
         summary = {"settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
-                   "chosen_force_weight": chosen["force_weight"],
+                   "chosen": {k: chosen[k] for k in ("n_max", "force_weight", "ridge")},
                    "fits": [{k: v for k, v in r.items() if k != "w"} for r in rows]}
         Path(args.json).write_text(json.dumps(summary, indent=1, default=str))
 

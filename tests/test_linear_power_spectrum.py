@@ -72,3 +72,21 @@ def test_quadratic_features_are_the_linear_ones_and_their_pairwise_products():
     finally:
         torch.set_default_dtype(torch.float32)
     np.testing.assert_allclose((moved["x"] - quadratic["x"]) / 1e-5, quadratic["jac"][:, 0], rtol=1e-3, atol=1e-6)
+
+
+def test_product_rule_jacobian_equals_autograd_of_the_summed_products():
+    """The fast Jacobian (per-atom, product rule) against autograd of the summed quadratic features."""
+    atoms = _frames(1, 4)[0]
+    atoms.positions[0] += 0.3  # not on a lattice: every derivative nonzero
+    x, jac = linear_power_spectrum.summed_features_and_jacobian(atoms, r_max=3.5, l_max=3, n_max=3, quadratic=True)
+    edges = linear_power_spectrum.neighbor_list("ijS", atoms, 3.5)
+
+    def summed(p):
+        per_atom = linear_power_spectrum.per_atom_features(p, atoms, edges, 3.5, 3, 3)
+        return linear_power_spectrum.with_products(per_atom).sum(dim=0)
+
+    positions = torch.as_tensor(atoms.positions, dtype=torch.float64)
+    reference = torch.autograd.functional.jacobian(summed, positions).reshape(len(x), -1)
+    np.testing.assert_allclose(x.numpy(), summed(positions).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(jac.numpy(), reference.numpy(), rtol=1e-9, atol=1e-12)
+    assert np.abs(reference.numpy()).max() > 1e-3
