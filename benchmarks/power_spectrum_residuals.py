@@ -109,11 +109,11 @@ def _n_max_of(weights: np.ndarray, l_max: int) -> int:
     raise ValueError(f"{len(weights)} weights fit no quadratic power spectrum with l_max {l_max}")
 
 
-def choose(rows: list[dict]) -> dict:
-    """The fit with the smallest validation E/E_best + F/F_best."""
-    e_best = min(r["valid"]["E_mae_meV_atom"] for r in rows)
-    f_best = min(r["valid"]["F_mae_meV_A"] for r in rows)
-    return min(rows, key=lambda r: r["valid"]["E_mae_meV_atom"] / e_best + r["valid"]["F_mae_meV_A"] / f_best)
+def choose(rows: list[dict], by: str = "valid") -> dict:
+    """The fit with the smallest E/E_best + F/F_best on ``by`` ("valid" or "cv")."""
+    e_best = min(r[by]["E_mae_meV_atom"] for r in rows)
+    f_best = min(r[by]["F_mae_meV_A"] for r in rows)
+    return min(rows, key=lambda r: r[by]["E_mae_meV_atom"] / e_best + r[by]["F_mae_meV_A"] / f_best)
 
 
 def main() -> None:
@@ -128,6 +128,8 @@ def main() -> None:
     parser.add_argument("--force-weight", type=float, nargs="+", default=[0.03, 0.01, 0.003])
     parser.add_argument("--ridge", type=float, nargs="+", default=[1e-8],
                         help="added to the unit-diagonal normal equations (linear_power_spectrum.NormalEquations)")
+    parser.add_argument("--cv-folds", type=int, default=0,
+                        help="choose by K-fold cross-validation on the training file instead of the validation file")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--json")
@@ -152,22 +154,26 @@ def main() -> None:
         every = featurise_parallel(frames["train"] + frames["valid"] + frames["test"], args.r_max, args.l_max,
                                    n_max, args.workers)
         feats = {"train": every[:n_train], "valid": every[n_train:n_train + n_valid], "test": every[n_train + n_valid:]}
-        equations = lps.NormalEquations(feats["train"])
-        print(f"n_max {n_max}: {every[0]['x'].size} features per atom, featurised and reduced in "
+        print(f"n_max {n_max}: {every[0]['x'].size} features per atom, featurised in "
               f"{time.perf_counter() - start:.0f} s", flush=True)
+        cv = {(r["force_weight"], r["ridge"]): r for r in lps.cross_validate(
+            feats["train"], args.force_weight, args.ridge, args.cv_folds)} if args.cv_folds else {}
+        equations = lps.NormalEquations(feats["train"])
         for force_weight in args.force_weight:
             for ridge in args.ridge:
                 w = equations.solve(force_weight, ridge)
                 row = {"n_max": n_max, "force_weight": force_weight, "ridge": ridge, "w": w,
                        **{name: lps.errors(f, w) for name, f in feats.items()}}
+                if cv:
+                    row["cv"] = cv[(force_weight, ridge)]
                 rows.append(row)
                 print(f"n_max {n_max}, force weight {force_weight:g}, ridge {ridge:g}: " + " | ".join(
-                    f"{name} E {row[name]['E_mae_meV_atom']:.2f} F {row[name]['F_mae_meV_A']:.1f}" for name in feats),
-                    flush=True)
+                    f"{name} E {row[name]['E_mae_meV_atom']:.2f} F {row[name]['F_mae_meV_A']:.1f}"
+                    for name in (["cv"] if cv else []) + list(feats)), flush=True)
         del every, feats, equations
-    chosen = choose(rows)
-    print(f"chosen on validation: n_max {chosen['n_max']}, force weight {chosen['force_weight']:g}, "
-          f"ridge {chosen['ridge']:g}")
+    by = "cv" if args.cv_folds else "valid"
+    chosen = choose(rows, by)
+    print(f"chosen on {by}: n_max {chosen['n_max']}, force weight {chosen['force_weight']:g}, ridge {chosen['ridge']:g}")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     from dens_calc.data import check_labels
 

@@ -90,3 +90,22 @@ def test_product_rule_jacobian_equals_autograd_of_the_summed_products():
     np.testing.assert_allclose(x.numpy(), summed(positions).numpy(), rtol=1e-12)
     np.testing.assert_allclose(jac.numpy(), reference.numpy(), rtol=1e-9, atol=1e-12)
     assert np.abs(reference.numpy()).max() > 1e-3
+
+
+def test_cross_validation_holds_each_frame_out_and_prefers_the_true_model():
+    torch.set_default_dtype(torch.float64)
+    try:
+        frames = linear_power_spectrum.featurise(_frames(10, 5), r_max=3.5, l_max=2, n_max=3)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    w_true = np.random.default_rng(6).normal(0, 1, 1 + frames[0]["x"].size)
+    for f in frames:
+        f["energy"] = w_true[0] * f["n"] + f["x"] @ w_true[1:]
+        f["forces"] = -(f["jac"].T @ w_true[1:])
+    rows = linear_power_spectrum.cross_validate(frames, force_weights=[1.0], ridges=[1e-14, 1e-1], folds=5)
+    exact, damped = rows
+    assert exact["ridge"] == 1e-14 and exact["F_mae_meV_A"] == pytest.approx(0.0, abs=1e-4)
+    assert damped["F_mae_meV_A"] > 1.0  # a heavy ridge cannot fit the held-out frames: the held-out error is real
+    # and all ten frames together give the model back
+    full = linear_power_spectrum.NormalEquations(frames)
+    np.testing.assert_allclose(full.solve(1.0, 1e-14), w_true, rtol=1e-5, atol=1e-6)
