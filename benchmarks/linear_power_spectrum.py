@@ -121,32 +121,44 @@ class NormalEquations:
         return solve(scaled, rhs / scale, assume_a="sym", check_finite=False) / scale
 
 
+def fold_parts(count: int, folds: int, seed: int = 0) -> list[np.ndarray]:
+    """The frame indices of each of ``folds`` folds (a seeded shuffle, dealt round-robin)."""
+    order = np.random.default_rng(seed).permutation(count)
+    return [order[k::folds] for k in range(folds)]
+
+
+def out_of_fold_weights(frames: list[dict], settings, folds: int, seed: int = 0):
+    """For each fold: its frame indices and, per (force weight, ridge) in ``settings``, the weights fitted without it.
+
+    Each fold is taken out of the full normal equations and put back, so memory stays at one set of Gram matrices
+    whatever ``folds`` is (at n_max 6, 2.3 GB).
+    """
+    total = NormalEquations(frames)
+    for part in fold_parts(len(frames), folds, seed):
+        for i in part:
+            total.add(frames[i], sign=-1.0)
+        yield part, {key: total.solve(*key) for key in settings}
+        for i in part:
+            total.add(frames[i])
+
+
 def cross_validate(frames: list[dict], force_weights, ridges, folds: int = 5, seed: int = 0) -> list[dict]:
     """K-fold cross-validated E and F MAE of every (force weight, ridge), pooled over the held-out frames.
 
     Why: 19 validation frames drawn from the training trajectories did not see a high-capacity fit overshoot an
     unseen surface (``benchmarks/README.md``, "a richer quadratic base"); every training frame, the 9 slabs among
-    them, is held out once here.  Each fold is taken out of the full normal equations and put back, so memory
-    stays at two Gram pairs whatever ``folds`` is.
+    them, is held out once here.
     """
-    order = np.random.default_rng(seed).permutation(len(frames))
-    parts = [order[k::folds] for k in range(folds)]
-    total = NormalEquations(frames)
-    e_err = {(fw, r): [] for fw in force_weights for r in ridges}
-    f_err = {key: [] for key in e_err}
-    for part in parts:
-        held = [frames[i] for i in part]
-        for f in held:
-            total.add(f, sign=-1.0)
-        for (fw, r), energy_errors in e_err.items():
-            w = total.solve(fw, r)
-            for f in held:
-                energy_errors.append((w[0] * f["n"] + f["x"] @ w[1:] - f["energy"]) / f["n"] * 1000.0)
-                f_err[(fw, r)].append(np.abs(-(f["jac"].T @ w[1:]) - f["forces"]) * 1000.0)
-        for f in held:
-            total.add(f)
+    settings = [(fw, r) for fw in force_weights for r in ridges]
+    e_err = {key: [] for key in settings}
+    f_err = {key: [] for key in settings}
+    for part, weights in out_of_fold_weights(frames, settings, folds, seed):
+        for key, w in weights.items():
+            for f in (frames[i] for i in part):
+                e_err[key].append((w[0] * f["n"] + f["x"] @ w[1:] - f["energy"]) / f["n"] * 1000.0)
+                f_err[key].append(np.abs(-(f["jac"].T @ w[1:]) - f["forces"]) * 1000.0)
     return [{"force_weight": fw, "ridge": r, "E_mae_meV_atom": float(np.mean(np.abs(e_err[(fw, r)]))),
-             "F_mae_meV_A": float(np.mean(np.concatenate(f_err[(fw, r)])))} for fw, r in e_err]
+             "F_mae_meV_A": float(np.mean(np.concatenate(f_err[(fw, r)])))} for fw, r in settings]
 
 
 def errors(frames: list[dict], w: np.ndarray) -> dict:

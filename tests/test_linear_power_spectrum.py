@@ -109,3 +109,21 @@ def test_cross_validation_holds_each_frame_out_and_prefers_the_true_model():
     # and all ten frames together give the model back
     full = linear_power_spectrum.NormalEquations(frames)
     np.testing.assert_allclose(full.solve(1.0, 1e-14), w_true, rtol=1e-5, atol=1e-6)
+
+
+def test_out_of_fold_weights_are_the_fits_without_each_fold():
+    torch.set_default_dtype(torch.float64)
+    try:
+        frames = linear_power_spectrum.featurise(_frames(6, 7), r_max=3.5, l_max=2, n_max=2)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    rng = np.random.default_rng(8)
+    for f in frames:  # labels no model of these features fits exactly, so every fold's fit differs
+        f["energy"], f["forces"] = rng.normal(), rng.normal(size=f["forces"].shape)
+    seen = []
+    for part, weights in linear_power_spectrum.out_of_fold_weights(frames, [(0.1, 1e-6)], folds=3):
+        rest = [f for i, f in enumerate(frames) if i not in set(part)]
+        expected = linear_power_spectrum.NormalEquations(rest).solve(0.1, 1e-6)
+        np.testing.assert_allclose(weights[(0.1, 1e-6)], expected, rtol=1e-6, atol=1e-9)
+        seen.extend(part)
+    assert sorted(seen) == list(range(6))  # every frame held out exactly once
