@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import linear_power_spectrum as lps
 import residual_labels
 
-from dens_calc.nn.quadratic_prior import QuadraticPowerSpectrum
+from dens_calc.train import quadratic_base
 
 
 def _featurise_chunk(args):
@@ -58,27 +58,7 @@ def featurise_parallel(frames, r_max, l_max, n_max, workers: int) -> list[dict]:
 
 def predict(frames, w: np.ndarray, r_max: float, l_max: int, n_max: int) -> list[dict]:
     """Energy, forces and Voigt stress (ASE sign, eV/Å³) of the fitted model, by autograd (float64)."""
-    from ase.neighborlist import neighbor_list
-    from ase.stress import full_3x3_to_voigt_6_stress
-
-    term = QuadraticPowerSpectrum(r_max, l_max, n_max)  # the same energy the shipped model adds
-    term.weights.copy_(torch.as_tensor(w, dtype=torch.float64))
-    eye = torch.eye(3, dtype=torch.float64)
-    results = []
-    for atoms in frames:
-        i, j, shifts = neighbor_list("ijS", atoms, r_max)
-        positions = torch.as_tensor(atoms.positions, dtype=torch.float64).requires_grad_(True)
-        strain = torch.zeros(3, 3, dtype=torch.float64, requires_grad=True)
-        deform = eye + 0.5 * (strain + strain.T)  # positions and cell both strained: the gradient is the virial
-        cell = torch.as_tensor(atoms.cell.array, dtype=torch.float64) @ deform
-        moved = positions @ deform
-        vectors = moved[j] - moved[i] + torch.as_tensor(shifts, dtype=torch.float64) @ cell
-        energy = term(vectors, torch.as_tensor(i), len(atoms)).sum()
-        grad_pos, grad_strain = torch.autograd.grad(energy, (positions, strain))
-        stress = grad_strain.numpy() / abs(np.linalg.det(atoms.cell.array))
-        results.append({"energy": float(energy.detach()), "forces": -grad_pos.numpy(),
-                        "stress": full_3x3_to_voigt_6_stress(stress)})
-    return results
+    return quadratic_base.predict(frames, quadratic_base.QuadraticBase(w, l_max, n_max, 0.0, 0.0), r_max)
 
 
 def attach(network: str, weights: np.ndarray, l_max: int, n_max: int, out: str | Path, metadata: dict | None = None):
@@ -109,7 +89,7 @@ def out_of_fold_predictions(frames, chosen: dict, args) -> list[dict]:
     feats = featurise_parallel(frames, args.r_max, args.l_max, chosen["n_max"], args.workers)
     key = (chosen["force_weight"], chosen["ridge"])
     results = [None] * len(frames)
-    for part, weights in lps.out_of_fold_weights(feats, [key], args.cv_folds):
+    for part, weights in quadratic_base.out_of_fold_weights(feats, [key], args.cv_folds):
         for i, result in zip(part, predict([frames[i] for i in part], weights[key], args.r_max, args.l_max,
                                            chosen["n_max"])):
             results[i] = result
@@ -128,9 +108,7 @@ def _n_max_of(weights: np.ndarray, l_max: int) -> int:
 
 def choose(rows: list[dict], by: str = "valid") -> dict:
     """The fit with the smallest E/E_best + F/F_best on ``by`` ("valid" or "cv")."""
-    e_best = min(r[by]["E_mae_meV_atom"] for r in rows)
-    f_best = min(r[by]["F_mae_meV_A"] for r in rows)
-    return min(rows, key=lambda r: r[by]["E_mae_meV_atom"] / e_best + r[by]["F_mae_meV_A"] / f_best)
+    return quadratic_base.best_by_score(rows, by)
 
 
 def main() -> None:
@@ -177,9 +155,9 @@ def main() -> None:
         feats = {"train": every[:n_train], "valid": every[n_train:n_train + n_valid], "test": every[n_train + n_valid:]}
         print(f"n_max {n_max}: {every[0]['x'].size} features per atom, featurised in "
               f"{time.perf_counter() - start:.0f} s", flush=True)
-        cv = {(r["force_weight"], r["ridge"]): r for r in lps.cross_validate(
+        cv = {(r["force_weight"], r["ridge"]): r for r in quadratic_base.cross_validate(
             feats["train"], args.force_weight, args.ridge, args.cv_folds)} if args.cv_folds else {}
-        equations = lps.NormalEquations(feats["train"])
+        equations = quadratic_base.NormalEquations(feats["train"])
         for force_weight in args.force_weight:
             for ridge in args.ridge:
                 w = equations.solve(force_weight, ridge)

@@ -20,7 +20,7 @@ def _shape(cfg: dict) -> str:
     if cfg.get("descriptor_l_max", 0) > 0:
         text += f", power-spectrum inputs l <= {cfg['descriptor_l_max']}"
     if cfg.get("prior_l_max", -1) >= 0:
-        text += f", + quadratic power-spectrum term l <= {cfg['prior_l_max']}"
+        text += f", + quadratic power-spectrum term l <= {cfg['prior_l_max']}, {cfg.get('prior_n_max', 3)} Gaussians"
     return text
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from ase.neighborlist import neighbor_list
 
 _spec = importlib.util.spec_from_file_location(
     "linear_power_spectrum", Path(__file__).parents[1] / "benchmarks" / "linear_power_spectrum.py")
@@ -52,7 +53,7 @@ def test_quadratic_features_are_the_linear_ones_and_their_pairwise_products():
         atoms = _frames(1, 3)[0]
         linear = linear_power_spectrum.featurise([atoms], r_max=3.5, l_max=2, n_max=2)[0]
         quadratic = linear_power_spectrum.featurise([atoms], r_max=3.5, l_max=2, n_max=2, quadratic=True)[0]
-        edges = linear_power_spectrum.neighbor_list("ijS", atoms, 3.5)
+        edges = neighbor_list("ijS", atoms, 3.5)
         per_atom = linear_power_spectrum.per_atom_features(torch.as_tensor(atoms.positions), atoms, edges, 3.5, 2, 2)
     finally:
         torch.set_default_dtype(torch.float32)
@@ -73,57 +74,3 @@ def test_quadratic_features_are_the_linear_ones_and_their_pairwise_products():
         torch.set_default_dtype(torch.float32)
     np.testing.assert_allclose((moved["x"] - quadratic["x"]) / 1e-5, quadratic["jac"][:, 0], rtol=1e-3, atol=1e-6)
 
-
-def test_product_rule_jacobian_equals_autograd_of_the_summed_products():
-    """The fast Jacobian (per-atom, product rule) against autograd of the summed quadratic features."""
-    atoms = _frames(1, 4)[0]
-    atoms.positions[0] += 0.3  # not on a lattice: every derivative nonzero
-    x, jac = linear_power_spectrum.summed_features_and_jacobian(atoms, r_max=3.5, l_max=3, n_max=3, quadratic=True)
-    edges = linear_power_spectrum.neighbor_list("ijS", atoms, 3.5)
-
-    def summed(p):
-        per_atom = linear_power_spectrum.per_atom_features(p, atoms, edges, 3.5, 3, 3)
-        return linear_power_spectrum.with_products(per_atom).sum(dim=0)
-
-    positions = torch.as_tensor(atoms.positions, dtype=torch.float64)
-    reference = torch.autograd.functional.jacobian(summed, positions).reshape(len(x), -1)
-    np.testing.assert_allclose(x.numpy(), summed(positions).numpy(), rtol=1e-12)
-    np.testing.assert_allclose(jac.numpy(), reference.numpy(), rtol=1e-9, atol=1e-12)
-    assert np.abs(reference.numpy()).max() > 1e-3
-
-
-def test_cross_validation_holds_each_frame_out_and_prefers_the_true_model():
-    torch.set_default_dtype(torch.float64)
-    try:
-        frames = linear_power_spectrum.featurise(_frames(10, 5), r_max=3.5, l_max=2, n_max=3)
-    finally:
-        torch.set_default_dtype(torch.float32)
-    w_true = np.random.default_rng(6).normal(0, 1, 1 + frames[0]["x"].size)
-    for f in frames:
-        f["energy"] = w_true[0] * f["n"] + f["x"] @ w_true[1:]
-        f["forces"] = -(f["jac"].T @ w_true[1:])
-    rows = linear_power_spectrum.cross_validate(frames, force_weights=[1.0], ridges=[1e-14, 1e-1], folds=5)
-    exact, damped = rows
-    assert exact["ridge"] == 1e-14 and exact["F_mae_meV_A"] == pytest.approx(0.0, abs=1e-4)
-    assert damped["F_mae_meV_A"] > 1.0  # a heavy ridge cannot fit the held-out frames: the held-out error is real
-    # and all ten frames together give the model back
-    full = linear_power_spectrum.NormalEquations(frames)
-    np.testing.assert_allclose(full.solve(1.0, 1e-14), w_true, rtol=1e-5, atol=1e-6)
-
-
-def test_out_of_fold_weights_are_the_fits_without_each_fold():
-    torch.set_default_dtype(torch.float64)
-    try:
-        frames = linear_power_spectrum.featurise(_frames(6, 7), r_max=3.5, l_max=2, n_max=2)
-    finally:
-        torch.set_default_dtype(torch.float32)
-    rng = np.random.default_rng(8)
-    for f in frames:  # labels no model of these features fits exactly, so every fold's fit differs
-        f["energy"], f["forces"] = rng.normal(), rng.normal(size=f["forces"].shape)
-    seen = []
-    for part, weights in linear_power_spectrum.out_of_fold_weights(frames, [(0.1, 1e-6)], folds=3):
-        rest = [f for i, f in enumerate(frames) if i not in set(part)]
-        expected = linear_power_spectrum.NormalEquations(rest).solve(0.1, 1e-6)
-        np.testing.assert_allclose(weights[(0.1, 1e-6)], expected, rtol=1e-6, atol=1e-9)
-        seen.extend(part)
-    assert sorted(seen) == list(range(6))  # every frame held out exactly once

@@ -25,7 +25,7 @@ DEFAULT_STRESS_WEIGHT = 1.0
 # architecture keys a training config may set (species/E0s/normalisation come from the data)
 ARCHITECTURE_KEYS = ("r_max", "num_channels", "l_max", "num_layers", "num_basis", "envelope_p",
                      "radial_hidden", "radial_rank", "readout_hidden", "pair_repulsion", "correlation", "noise_block",
-                     "product_norm", "descriptor_l_max", "descriptor_channels")
+                     "product_norm", "descriptor_l_max", "descriptor_channels", "prior_l_max")
 
 
 class ConfigError(ValueError):
@@ -157,6 +157,10 @@ class TrainConfig:
     # (their energies are of another level of theory), so the model stays sane away from the new data
     replay_file: str | None = None
     replay_fraction: float = 0.5  # replay frames per new training frame
+    # the quadratic power-spectrum base (model.prior_l_max >= 0): Gaussians per radial basis it may use, chosen
+    # with its force weight and ridge by K-fold cross-validation on the training set (train.quadratic_base)
+    prior_n_max_choices: list = field(default_factory=lambda: [3, 4])
+    prior_cv_folds: int = 5
 
     def __post_init__(self) -> None:
         if isinstance(self.dens, dict):
@@ -189,6 +193,11 @@ class TrainConfig:
             raise ConfigError(f"replay_fraction must be positive, got {self.replay_fraction}")
         if self.replay_file and not self.from_model:
             raise ConfigError("replay (replay_file) is for fine-tuning: it needs a model to start from (from_model)")
+        self.prior_n_max_choices = [int(n) for n in self.prior_n_max_choices]
+        if not self.prior_n_max_choices or min(self.prior_n_max_choices) < 2 or self.prior_cv_folds < 2:
+            raise ConfigError("need prior_n_max_choices >= 2 (at least one) and prior_cv_folds >= 2")
+        if architecture(self).get("prior_l_max", -1) >= 0 and self.from_model:
+            raise ConfigError("a quadratic base (prior_l_max) is fitted for a new model, not when fine-tuning")
         if architecture(self)["l_max"] < 1 and (self.forces == "direct" or self.dens.enabled):
             raise ConfigError("direct forces and DeNS predict vectors from l = 1 features: need l_max >= 1")
 

@@ -369,7 +369,8 @@ def model_metadata(run: Run, valid: dict | None) -> dict:
     return {"forces": cfg.forces, "epoch": run.epoch, "valid": valid or {}, "trained_with": "dens-calc train",
             "dens": cfg.dens.__dict__ if cfg.dens.enabled else "off", "train_file": cfg.train_file,
             "finetuned_from": cfg.from_model,
-            "replay": {"file": cfg.replay_file, "fraction": cfg.replay_fraction} if cfg.replay_file else None}
+            "replay": {"file": cfg.replay_file, "fraction": cfg.replay_fraction} if cfg.replay_file else None,
+            "quadratic_base": run.prep.quadratic_base}
 
 
 def train_state(run: Run) -> dict:

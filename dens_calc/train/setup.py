@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..checkpoint import load_model, read_checkpoint
@@ -27,6 +28,8 @@ class Prepared:
     device: torch.device
     # "file:frame" of each training graph, for messages about particular structures
     train_names: list[str] = field(default_factory=list)
+    # the least-squares fit of the model's quadratic power-spectrum base (settings, CV errors), if it has one
+    quadratic_base: dict | None = None
 
 
 def load_sets(config: TrainConfig) -> tuple[LabelledSet, LabelledSet]:
@@ -39,9 +42,18 @@ def load_sets(config: TrainConfig) -> tuple[LabelledSet, LabelledSet]:
     return split(train, config.valid_fraction, config.seed)
 
 
-def new_model(config: TrainConfig, train: LabelledSet, species: list[int], dtype: torch.dtype) -> DeNSPotential:
+def new_model(config: TrainConfig, train: LabelledSet, species: list[int],
+              dtype: torch.dtype) -> tuple[DeNSPotential, dict | None]:
+    """A fresh model (and the summary of its quadratic base's fit, if ``prior_l_max`` asks for one)."""
     arch = architecture(config)
+    base = None
+    if arch.get("prior_l_max", -1) >= 0:
+        base, train = fit_base(config, train, arch)
+        arch = {**arch, "prior_n_max": base.n_max}
     e0s = resolve_e0s(config, train, species)
+    if base is not None and config.e0s not in (None, "fit"):
+        # isolated-atom references: a lone atom's base energy is its constant, which the network's E0 leaves out
+        e0s = {z: e - float(base.weights[0]) for z, e in e0s.items()}
     scale, shift = normalisation(train, e0s)
     graphs = build_graphs(train, species, arch["r_max"], torch.float64)
     avg = average_neighbors(graphs, arch["r_max"])
@@ -51,7 +63,47 @@ def new_model(config: TrainConfig, train: LabelledSet, species: list[int], dtype
     # seeded initialisation without resetting the caller's global RNG
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return DeNSPotential(cfg).to(dtype)
+        model = DeNSPotential(cfg)
+    if base is not None:
+        model.prior.weights.copy_(torch.as_tensor(base.weights, dtype=torch.float64))
+    return model.to(dtype), (base.summary() if base is not None else None)
+
+
+def fit_base(config: TrainConfig, train: LabelledSet, arch: dict):
+    """Fit the quadratic base on the training set; return it and the training set minus it (labels the network
+    learns, from which its E0s and normalisation are taken)."""
+    import time
+
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    from .quadratic_base import fit_quadratic_base, predict
+
+    start = time.perf_counter()
+    log.info("fitting the quadratic power-spectrum base (l <= %d, n_max %s) by %d-fold cross-validation on %d "
+             "structures", arch["prior_l_max"], list(config.prior_n_max_choices), config.prior_cv_folds, len(train))
+    try:
+        base = fit_quadratic_base(train.frames, train.labels, arch["r_max"], arch["prior_l_max"],
+                                  config.prior_n_max_choices, config.prior_cv_folds)
+    except (ValueError, MemoryError) as exc:  # one element only, enough frames for the folds, memory
+        raise DataError(f"{train.source}: {exc}") from None
+    chosen = base.summary()
+    log.info("quadratic base: n_max %d, force weight %g, ridge %g; CV E %.2f meV/atom, F %.1f meV/Å (%.0f s)",
+             base.n_max, base.force_weight, base.ridge, chosen["cv_E_mae_meV_atom"], chosen["cv_F_mae_meV_A"],
+             time.perf_counter() - start)
+    predictions = predict(train.frames, base, arch["r_max"])
+    labels = []
+    for label, pred in zip(train.labels, predictions):
+        label = dict(label)
+        label["energy"] = label["energy"] - pred["energy"]
+        label["forces"] = label["forces"] - pred["forces"]
+        if label.get("stress") is not None:  # labels are 3x3 or Voigt; the base's is Voigt
+            stress = np.asarray(label["stress"], dtype=float)
+            full = stress.reshape(3, 3) if stress.size == 9 else voigt_6_to_full_3x3_stress(stress)
+            label["stress"] = (full - voigt_6_to_full_3x3_stress(pred["stress"])).reshape(stress.shape) \
+                if stress.size == 9 else stress - pred["stress"]
+        labels.append(label)
+    isolated = {z: e - float(base.weights[0]) for z, e in train.isolated.items()}
+    return base, LabelledSet(train.frames, labels, train.source, train.index, isolated)
 
 
 def finetune_model(config: TrainConfig, train: LabelledSet, species: list[int], dtype: torch.dtype) -> DeNSPotential:
@@ -78,22 +130,25 @@ def new_reference_e0s(config: TrainConfig, train: LabelledSet, species: list[int
     return {z: e for z, e in train.isolated.items() if z in species}
 
 
-def resumed_model(resume: str | Path, dtype: torch.dtype) -> DeNSPotential:
+def resumed_model(resume: str | Path, dtype: torch.dtype) -> tuple[DeNSPotential, dict | None]:
+    """The model of ``last.pt`` (weights restored later, with the optimiser) and its quadratic base's summary."""
     payload = read_checkpoint(Path(resume) / "last.pt")
-    return DeNSPotential(ModelConfig.from_dict(payload["model_config"])).to(dtype)
+    model = DeNSPotential(ModelConfig.from_dict(payload["model_config"])).to(dtype)
+    return model, payload.get("metadata", {}).get("quadratic_base")
 
 
 def prepare(config: TrainConfig, *, device: torch.device, resume: str | Path | None = None) -> Prepared:
     dtype = getattr(torch, config.dtype)
     train, valid = load_sets(config)
     species = species_of(train, valid)
+    base = None
     if resume is not None:
-        model = resumed_model(resume, dtype)
+        model, base = resumed_model(resume, dtype)
         freeze_layers(model, config.freeze_layers)
     elif config.from_model:
         model = finetune_model(config, train, species, dtype)
     else:
-        model = new_model(config, train, species, dtype)
+        model, base = new_model(config, train, species, dtype)
     for data in (train, valid):
         check_species(data, model.config.species, "the model")
     cutoff = model.config.r_max + config.effective_graph_skin()
@@ -109,7 +164,7 @@ def prepare(config: TrainConfig, *, device: torch.device, resume: str | Path | N
         log.info("replay: %d frame(s) of %s (forces only) mixed into the training set", len(replay), replay.source)
     log.info("%d training / %d validation structures; model with %d parameters",
              len(train_graphs), len(valid_graphs), model.num_parameters())
-    return Prepared(model.to(device), train_graphs, valid_graphs, device, train_names)
+    return Prepared(model.to(device), train_graphs, valid_graphs, device, train_names, base)
 
 
 def frame_names(data: LabelledSet) -> list[str]:
