@@ -9,14 +9,17 @@ fitted by least squares to the Zuo Mo training data, puts the unseen (211) test 
 network we trained puts it 12-45 meV/atom too low (``benchmarks/README.md``).  Its forces are worse than a
 network's.  A Δ-model takes both: this fit as the base, a network trained on label − base.
 
-Steps: featurise every file (``linear_power_spectrum.featurise``, ``--quadratic``; frames split over ``--workers``
-processes), fit one model per ``--force-weight`` on the training file, choose the weight by the validation errors
-(the smallest E/E_best + F/F_best), and write each file with REF_energy / REF_forces / REF_stress replaced by
-label − prediction (``residual_labels.minus_predictions``) to ``--out-dir``.  The test file's errors are reported
-for every weight but never used to choose.  A network trained on the residual files and evaluated on the
-residual test file (``dens-calc eval``) has exactly the Δ-model's test errors: label − (base + net) =
-(label − base) − net.  ``--attach NETWORK OUT`` then saves the network with the fit inside it as one model
-(``ModelConfig.prior_l_max``) that the calculator, ``dens-calc eval`` and ``dens-calc committee`` load.
+Steps: featurise every file (``dens_calc.train.quadratic_base``; frames split over ``--workers`` processes) for each
+``--n-max``, fit one model per (``--force-weight``, ``--ridge``) on the training file, choose by the validation
+errors (the smallest E/E_best + F/F_best) or, with ``--cv-folds K``, by K-fold cross-validation on the training file
+(what ``dens-calc train --quadratic-base`` does: 19 validation frames from the training trajectories chose a base
+that had memorised them), and write each file with REF_energy / REF_forces / REF_stress replaced by label −
+prediction (``residual_labels.minus_predictions``) to ``--out-dir``; ``--out-of-fold`` takes the training file's
+predictions from the fits without each frame's fold.  The test file's errors are reported for every fit but never
+used to choose.  A network trained on the residual files and evaluated on the residual test file (``dens-calc
+eval``) has exactly the Δ-model's test errors: label − (base + net) = (label − base) − net.  ``--attach NETWORK
+OUT`` then saves the network with the fit inside it as one model (``ModelConfig.prior_l_max``) that the calculator,
+``dens-calc eval`` and ``dens-calc committee`` load.
 """
 
 from __future__ import annotations
