@@ -141,8 +141,14 @@ def test_training_with_a_quadratic_base_fits_it_first_and_saves_it_in_the_model(
     labels_per_atom = np.mean([lab["energy"] / len(a) for lab, a in zip(data.labels, data.frames)])
     network_mean = model.config.atomic_energies[0] + model.config.shift
     assert network_mean == pytest.approx(labels_per_atom - base_energy, abs=1e-6)
-    # a resumed run keeps the base's summary in its checkpoints
+    # a resumed run keeps the base (weights restored from last.pt, not refitted) and its summary
     assert read_checkpoint(tmp_path / "run" / "last.pt")["metadata"]["quadratic_base"] == summary
+    import dataclasses
+
+    train(dataclasses.replace(config, max_epochs=2), resume=tmp_path / "run")
+    resumed, resumed_metadata = load_model(tmp_path / "run" / "last.pt", dtype=torch.float64)
+    assert resumed_metadata["epoch"] == 2 and resumed_metadata["quadratic_base"] == summary
+    np.testing.assert_array_equal(resumed.prior.weights.numpy(), model.prior.weights.numpy())
 
 
 def test_training_refuses_a_quadratic_base_for_two_elements(tmp_path):
