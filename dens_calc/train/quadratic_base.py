@@ -32,22 +32,19 @@ FORCE_WEIGHTS = (0.03, 0.01, 0.003)
 RIDGES = (1e-9, 1e-7, 1e-5)
 
 
-def edge_vectors(atoms, r_max: float, positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(vectors [E, 3] from each centre to its neighbour, centre index [E]) in float64."""
+def edges(atoms, r_max: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(sender, centre, cell offset [E, 3] in Å) of every edge: its vector is r_sender - r_centre + offset."""
     edge_index, shifts = neighbor_list(atoms, r_max)
     sender, centre = (torch.as_tensor(a) for a in edge_index)
-    if positions is None:
-        positions = torch.as_tensor(atoms.positions, dtype=torch.float64)
-    offsets = torch.as_tensor(shifts @ np.asarray(atoms.cell.array), dtype=torch.float64)
-    return positions[sender] - positions[centre] + offsets, centre
+    return sender, centre, torch.as_tensor(shifts @ np.asarray(atoms.cell.array), dtype=torch.float64)
 
 
 def summed_features_and_jacobian(atoms, r_max: float, l_max: int, n_max: int, quadratic: bool = True):
     """Σ_i x_i (and Σ_i x_i ⊗ x_i, upper triangle, if ``quadratic``) and their Jacobian in the positions, [F, 3N]."""
     n = len(atoms)
-    edge_index, _ = neighbor_list(atoms, r_max)
-    sender = torch.as_tensor(edge_index[0])
-    vectors, centre = edge_vectors(atoms, r_max)
+    sender, centre, offsets = edges(atoms, r_max)
+    positions = torch.as_tensor(atoms.positions, dtype=torch.float64)
+    vectors = positions[sender] - positions[centre] + offsets
 
     def summed(v):
         return power_spectrum_features(v, centre, n, r_max, l_max, n_max).sum(dim=0)
@@ -240,11 +237,9 @@ def predict(frames, base: QuadraticBase, r_max: float) -> list[dict]:
         positions = torch.as_tensor(atoms.positions, dtype=torch.float64).requires_grad_(True)
         strain = torch.zeros(3, 3, dtype=torch.float64, requires_grad=True)
         deform = eye + 0.5 * (strain + strain.T)  # positions and cell both strained: the gradient is the virial
-        edge_index, shifts = neighbor_list(atoms, r_max)
-        sender, centre = (torch.as_tensor(a) for a in edge_index)
-        cell = torch.as_tensor(np.asarray(atoms.cell.array), dtype=torch.float64) @ deform
+        sender, centre, offsets = edges(atoms, r_max)
         moved = positions @ deform
-        vectors = moved[sender] - moved[centre] + torch.as_tensor(shifts, dtype=torch.float64) @ cell
+        vectors = moved[sender] - moved[centre] + offsets @ deform
         energy = term(vectors, centre, len(atoms)).sum()
         grad_pos, grad_strain = torch.autograd.grad(energy, (positions, strain))
         volume = abs(np.linalg.det(atoms.cell.array)) if atoms.pbc.all() else math.nan
