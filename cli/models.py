@@ -19,7 +19,10 @@ def _shape(cfg: dict) -> str:
             f"layers {cfg.get('num_layers', '?')}")
     if cfg.get("descriptor_l_max", 0) > 0:
         text += f", power-spectrum inputs l <= {cfg['descriptor_l_max']}"
-    if cfg.get("prior_l_max", -1) >= 0:
+    if cfg.get("prior_l_max", -1) >= 0 and cfg.get("prior_kind") == "kernel":
+        text += (f", + kernel power-spectrum term l <= {cfg['prior_l_max']}, {cfg.get('prior_n_max')} Gaussians, "
+                 f"{cfg.get('prior_num_sparse')} sparse environments")
+    elif cfg.get("prior_l_max", -1) >= 0:
         text += f", + quadratic power-spectrum term l <= {cfg['prior_l_max']}, {cfg.get('prior_n_max', 3)} Gaussians"
     return text
 

@@ -95,6 +95,9 @@ ARCH = [
      "squares, its size chosen by cross-validation; the network learns what it leaves (Zuo Mo with "
      "--descriptor-l-max 6: the unseen (211) surface within 11 meV/atom, networks alone 12-45 off; Zuo Si: "
      "energies -21 %, forces +16 %). -1: none."),
+    ("--base-kind", "model.prior_kind",
+     "The --quadratic-base term: 'quadratic' (products of all invariants) or 'kernel' (a sparse polynomial kernel "
+     "on 8-Gaussian invariants, as GAP; Zuo Mo 5-fold CV E / F 2.13 / 93.4 against 2.24 / 99.6)."),
     ("--pair-repulsion/--no-pair-repulsion", "model.pair_repulsion",
      "Add ZBL nuclear repulsion below the sum of covalent radii (keeps hot MD from collapsing)."),
     ("--product-norm/--no-product-norm", "model.product_norm",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Literal
 
 import torch
 from torch import nn
@@ -18,6 +19,7 @@ from .blocks import (
     VectorHead,
     ZBLRepulsion,
 )
+from .kernel_prior import SparseKernelPowerSpectrum
 from .quadratic_prior import QuadraticPowerSpectrum
 
 
@@ -63,6 +65,11 @@ class ModelConfig:
     # Δ-model whose network learned label - base
     prior_l_max: int = -1
     prior_n_max: int = 3
+    # "quadratic" (nn.quadratic_prior) or "kernel": a sparse polynomial kernel on the standardised power spectrum
+    # with ``prior_num_sparse`` environments and exponent ``prior_zeta`` (nn.kernel_prior)
+    prior_kind: Literal["quadratic", "kernel"] = "quadratic"
+    prior_num_sparse: int = 0
+    prior_zeta: int = 2
 
     def __post_init__(self) -> None:
         if len(self.species) != len(self.atomic_energies):
@@ -84,6 +91,8 @@ class ModelConfig:
         if self.prior_l_max >= 0 and len(self.species) != 1:
             raise ValueError("the quadratic power-spectrum prior is for single-element models (its features do not "
                              f"tell species apart); this model has {len(self.species)} elements")
+        if self.prior_kind not in ("quadratic", "kernel"):
+            raise ValueError(f"prior_kind must be 'quadratic' or 'kernel', got {self.prior_kind!r}")
         if not -1 <= self.prior_l_max <= 8 or self.prior_n_max < 2:
             raise ValueError(f"need -1 <= prior_l_max <= 8 (-1: no prior) and prior_n_max >= 2, got "
                              f"{self.prior_l_max}, {self.prior_n_max}")
@@ -147,8 +156,12 @@ class DeNSPotential(nn.Module):
         self.readouts = nn.ModuleList(nn.Linear(c, 1, bias=False) for _ in range(cfg.num_layers - 1))
         self.final_readout = nn.Sequential(nn.Linear(c, cfg.readout_hidden), nn.SiLU(), nn.Linear(cfg.readout_hidden, 1))
         self.repulsion = ZBLRepulsion(cfg.species, cfg.envelope_p) if cfg.pair_repulsion else None
-        self.prior = (QuadraticPowerSpectrum(cfg.r_max, cfg.prior_l_max, cfg.prior_n_max)
-                      if cfg.prior_l_max >= 0 else None)
+        self.prior = None
+        if cfg.prior_l_max >= 0 and cfg.prior_kind == "kernel":
+            self.prior = SparseKernelPowerSpectrum(cfg.r_max, cfg.prior_l_max, cfg.prior_n_max, cfg.prior_num_sparse,
+                                                   cfg.prior_zeta)
+        elif cfg.prior_l_max >= 0:
+            self.prior = QuadraticPowerSpectrum(cfg.r_max, cfg.prior_l_max, cfg.prior_n_max)
         self.force_encoding = ForceEncoding(cfg.l_max, c)
         self.force_head = VectorHead(c)
         self.noise_block = InteractionLayer(cfg) if cfg.noise_block else None

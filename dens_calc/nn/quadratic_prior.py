@@ -22,10 +22,8 @@ from torch import nn
 INNER_RADIUS = 1.5  # Å: the first Gaussian's centre (no two atoms come closer in the data it was made for)
 
 
-def power_spectrum_features(vectors: torch.Tensor, owners: torch.Tensor, n_atoms: int, r_max: float, l_max: int,
-                            n_max: int) -> torch.Tensor:
-    """Each atom's [c[n, 00], p[n, n', l]] ([atoms, n_max + (l_max + 1) n_max (n_max + 1) / 2]) from the vectors of
-    its edges (``owners[e]``: the atom edge e starts at)."""
+def edge_density(vectors: torch.Tensor, r_max: float, l_max: int, n_max: int) -> torch.Tensor:
+    """Each edge's G_n(r) f_cut(r) Y_lm(r̂), [edges, n_max, (l_max + 1)²]: what it adds to its atom's density."""
     from e3nn import o3
 
     r = vectors.norm(dim=1)
@@ -34,14 +32,28 @@ def power_spectrum_features(vectors: torch.Tensor, owners: torch.Tensor, n_atoms
     cutoff = 0.5 * (torch.cos(math.pi * r / r_max) + 1.0)
     radial = torch.exp(-0.5 * ((r[:, None] - centres) / width) ** 2) * cutoff[:, None]  # [E, n]
     sh = o3.spherical_harmonics(list(range(l_max + 1)), vectors, normalize=True, normalization="component")
-    density = torch.zeros(n_atoms, n_max, sh.shape[1], dtype=r.dtype, device=r.device)
-    density.index_add_(0, torch.as_tensor(owners, device=r.device), radial[:, :, None] * sh[:, None, :])
-    upper = torch.triu_indices(n_max, n_max, device=r.device)
+    return radial[:, :, None] * sh[:, None, :]
+
+
+def invariants(density: torch.Tensor, l_max: int) -> torch.Tensor:
+    """[c[n, 00], p[n, n', l]] of densities c [atoms, n_max, (l_max + 1)²]."""
+    n_max = density.shape[1]
+    upper = torch.triu_indices(n_max, n_max, device=density.device)
     features = [density[:, :, 0]]
     for l in range(l_max + 1):
         block = density[:, :, l * l:(l + 1) * (l + 1)]
         features.append(torch.einsum("anm,akm->ank", block, block)[:, upper[0], upper[1]] / (2 * l + 1))
     return torch.cat(features, dim=1)
+
+
+def power_spectrum_features(vectors: torch.Tensor, owners: torch.Tensor, n_atoms: int, r_max: float, l_max: int,
+                            n_max: int) -> torch.Tensor:
+    """Each atom's [c[n, 00], p[n, n', l]] ([atoms, n_max + (l_max + 1) n_max (n_max + 1) / 2]) from the vectors of
+    its edges (``owners[e]``: the atom edge e starts at)."""
+    per_edge = edge_density(vectors, r_max, l_max, n_max)
+    density = per_edge.new_zeros(n_atoms, *per_edge.shape[1:])
+    density.index_add_(0, torch.as_tensor(owners, device=vectors.device), per_edge)
+    return invariants(density, l_max)
 
 
 def with_products(features: torch.Tensor) -> torch.Tensor:
@@ -71,4 +83,5 @@ class QuadraticPowerSpectrum(nn.Module):
         return weights[0] + with_products(features) @ weights[1:]
 
 
-__all__ = ["QuadraticPowerSpectrum", "num_quadratic_features", "power_spectrum_features", "with_products"]
+__all__ = ["QuadraticPowerSpectrum", "edge_density", "invariants", "num_quadratic_features", "power_spectrum_features",
+           "with_products"]

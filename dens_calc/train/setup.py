@@ -16,6 +16,7 @@ from .config import TrainConfig, architecture
 from .data import (LabelledSet, average_neighbors, build_graphs, check_config_types, check_species, load_labelled,
                    load_replay, normalisation, resolve_e0s, species_of, split)
 from .finetune import extend_species, freeze_layers, refit_e0s, set_e0s
+from .quadratic_base import lone_atom_energy
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,13 @@ def new_model(config: TrainConfig, train: LabelledSet, species: list[int],
     if arch.get("prior_l_max", -1) >= 0:
         base, train = fit_base(config, train, arch)
         arch = {**arch, "prior_n_max": base.n_max}
+        if arch.get("prior_kind") == "kernel":
+            arch.update(prior_num_sparse=len(base.sparse), prior_zeta=base.zeta)
     e0s = resolve_e0s(config, train, species)
     if base is not None and config.e0s not in (None, "fit"):
-        # isolated-atom references: a lone atom's base energy is its constant, which the network's E0 leaves out
-        e0s = {z: e - float(base.weights[0]) for z, e in e0s.items()}
+        # isolated-atom references: the base gives a lone atom an energy (lone_atom_energy) the network's E0 leaves out
+        lone = lone_atom_energy(base, arch["r_max"])
+        e0s = {z: e - lone for z, e in e0s.items()}
     scale, shift = normalisation(train, e0s)
     graphs = build_graphs(train, species, arch["r_max"], torch.float64)
     avg = average_neighbors(graphs, arch["r_max"])
@@ -65,31 +69,41 @@ def new_model(config: TrainConfig, train: LabelledSet, species: list[int],
         torch.manual_seed(config.seed)
         model = DeNSPotential(cfg)
     if base is not None:
-        model.prior.weights.copy_(torch.as_tensor(base.weights, dtype=torch.float64))
+        model.prior.load_state_dict(base.module(arch["r_max"]).state_dict())
     return model.to(dtype), (base.summary() if base is not None else None)
 
 
 def fit_base(config: TrainConfig, train: LabelledSet, arch: dict):
-    """Fit the quadratic base on the training set; return it and the training set minus it (labels the network
+    """Fit the base (quadratic or kernel, ``prior_kind``) on the training set; return it and the training set minus it (labels the network
     learns, from which its E0s and normalisation are taken)."""
     import time
 
     from ase.stress import voigt_6_to_full_3x3_stress
 
+    from .kernel_base import fit_kernel_base
     from .quadratic_base import fit_quadratic_base, predict
 
     start = time.perf_counter()
-    log.info("fitting the quadratic power-spectrum base (l <= %d, n_max %s) by %d-fold cross-validation on %d "
-             "structures", arch["prior_l_max"], list(config.prior_n_max_choices), config.prior_cv_folds, len(train))
     try:
-        base = fit_quadratic_base(train.frames, train.labels, arch["r_max"], arch["prior_l_max"],
-                                  config.prior_n_max_choices, config.prior_cv_folds)
+        if arch.get("prior_kind") == "kernel":
+            log.info("fitting the kernel power-spectrum base (l <= %d, n_max %d, %d sparse environments, ζ %d) by "
+                     "%d-fold cross-validation on %d structures", arch["prior_l_max"], config.kernel_n_max,
+                     config.kernel_num_sparse, config.kernel_zeta, config.prior_cv_folds, len(train))
+            base = fit_kernel_base(train.frames, train.labels, arch["r_max"], arch["prior_l_max"],
+                                   config.kernel_n_max, config.kernel_num_sparse, config.kernel_zeta,
+                                   config.prior_cv_folds)
+        else:
+            log.info("fitting the quadratic power-spectrum base (l <= %d, n_max %s) by %d-fold cross-validation on "
+                     "%d structures", arch["prior_l_max"], list(config.prior_n_max_choices), config.prior_cv_folds,
+                     len(train))
+            base = fit_quadratic_base(train.frames, train.labels, arch["r_max"], arch["prior_l_max"],
+                                      config.prior_n_max_choices, config.prior_cv_folds)
     except (ValueError, MemoryError) as exc:  # one element only, enough frames for the folds, memory
         raise DataError(f"{train.source}: {exc}") from None
     chosen = base.summary()
-    log.info("quadratic base: n_max %d, force weight %g, ridge %g; CV E %.2f meV/atom, F %.1f meV/Å (%.0f s)",
-             base.n_max, base.force_weight, base.ridge, chosen["cv_E_mae_meV_atom"], chosen["cv_F_mae_meV_A"],
-             time.perf_counter() - start)
+    log.info("%s base: n_max %d, force weight %g, ridge %g; CV E %.2f meV/atom, F %.1f meV/Å (%.0f s)",
+             chosen["kind"], base.n_max, base.force_weight, base.ridge, chosen["cv_E_mae_meV_atom"],
+             chosen["cv_F_mae_meV_A"], time.perf_counter() - start)
     predictions = predict(train.frames, base, arch["r_max"])
     labels = []
     for label, pred in zip(train.labels, predictions):
@@ -102,7 +116,8 @@ def fit_base(config: TrainConfig, train: LabelledSet, arch: dict):
             label["stress"] = (full - voigt_6_to_full_3x3_stress(pred["stress"])).reshape(stress.shape) \
                 if stress.size == 9 else stress - pred["stress"]
         labels.append(label)
-    isolated = {z: e - float(base.weights[0]) for z, e in train.isolated.items()}
+    lone = lone_atom_energy(base, arch["r_max"])
+    isolated = {z: e - lone for z, e in train.isolated.items()}
     return base, LabelledSet(train.frames, labels, train.source, train.index, isolated)
 
 
