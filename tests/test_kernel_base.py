@@ -110,3 +110,14 @@ def test_training_with_a_kernel_base_saves_it_in_the_model_and_resumes(tmp_path)
     resumed, resumed_metadata = load_model(tmp_path / "run" / "last.pt", dtype=torch.float64)
     assert resumed_metadata["epoch"] == 2 and resumed_metadata["quadratic_base"] == summary
     np.testing.assert_array_equal(resumed.prior.sparse.numpy(), model.prior.sparse.numpy())
+
+
+def test_a_kernel_base_without_its_degree_is_refused(tmp_path):
+    from dens_calc.train.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="--quadratic-base"):
+        TrainConfig(train_file=str(tmp_path / "x.xyz"), out_dir=str(tmp_path / "run"), model={"prior_kind": "kernel"})
+    with pytest.raises(ValueError, match="prior_kind"):
+        from dens_calc.nn.model import ModelConfig
+
+        ModelConfig(species=[42], atomic_energies=[0.0], prior_l_max=2, prior_kind="gaussian")

@@ -206,6 +206,9 @@ class TrainConfig:
             raise ConfigError("need prior_n_max_choices >= 2 (at least one) and prior_cv_folds >= 2")
         if architecture(self).get("prior_l_max", -1) >= 0 and self.from_model:
             raise ConfigError("a quadratic base (prior_l_max) is fitted for a new model, not when fine-tuning")
+        if architecture(self).get("prior_kind") == "kernel" and architecture(self).get("prior_l_max", -1) < 0:
+            raise ConfigError("a kernel base (prior_kind 'kernel', --base-kind kernel) needs its degree: set "
+                              "prior_l_max (--quadratic-base 6)")
         if architecture(self)["l_max"] < 1 and (self.forces == "direct" or self.dens.enabled):
             raise ConfigError("direct forces and DeNS predict vectors from l = 1 features: need l_max >= 1")
 
