@@ -55,7 +55,7 @@ def new_model(config: TrainConfig, train: LabelledSet, species: list[int],
             arch.update(prior_num_sparse=len(base.sparse), prior_zeta=base.zeta)
     e0s = resolve_e0s(config, train, species)
     if base is not None and config.e0s not in (None, "fit"):
-        # isolated-atom references: the base gives a lone atom an energy (lone_atom_energy) the network's E0 leaves out
+        # isolated-atom references: the base gives a lone atom an energy, which the network's E0 leaves out
         lone = lone_atom_energy(base, arch["r_max"])
         e0s = {z: e - lone for z, e in e0s.items()}
     scale, shift = normalisation(train, e0s)
@@ -74,8 +74,8 @@ def new_model(config: TrainConfig, train: LabelledSet, species: list[int],
 
 
 def fit_base(config: TrainConfig, train: LabelledSet, arch: dict):
-    """Fit the base (quadratic or kernel, ``prior_kind``) on the training set; return it and the training set minus it (labels the network
-    learns, from which its E0s and normalisation are taken)."""
+    """Fit the base (quadratic or kernel, ``prior_kind``) on the training set; return it and the training set minus
+    it (labels the network learns, from which its E0s and normalisation are taken)."""
     import time
 
     from ase.stress import voigt_6_to_full_3x3_stress
