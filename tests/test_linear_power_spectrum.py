@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ase.build import bulk
 from ase.neighborlist import neighbor_list
+from base_helpers import jittered_bcc
 
 _spec = importlib.util.spec_from_file_location(
     "linear_power_spectrum", Path(__file__).parents[1] / "benchmarks" / "linear_power_spectrum.py")
@@ -16,14 +16,10 @@ _spec.loader.exec_module(linear_power_spectrum)
 
 
 def _frames(count: int, seed: int):
-    rng = np.random.default_rng(seed)
-    frames = []
-    for k in range(count):
-        atoms = bulk("Mo", "bcc", a=3.16 * (1 + 0.01 * k), cubic=True).repeat((2, 1, 1))
-        atoms.positions += rng.normal(0, 0.1, atoms.positions.shape)
+    frames = jittered_bcc(count, seed)
+    for k, atoms in enumerate(frames):
         atoms.info.update(description=f"frame {k}", REF_energy=0.0)  # labels are replaced below
         atoms.arrays["REF_forces"] = np.zeros((len(atoms), 3))
-        frames.append(atoms)
     return frames
 
 
