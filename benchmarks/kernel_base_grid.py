@@ -56,10 +56,8 @@ def main() -> None:
     for n_max in args.n_max:
         start = time.perf_counter()
         every = np.concatenate([kernel_base.atom_invariants(a, args.r_max, args.l_max, n_max) for a in frames["train"]])
-        mean, std = every.mean(axis=0), every.std(axis=0)
-        std[std == 0] = 1.0
-        standard = (every - mean) / std
-        unit = standard / np.maximum(np.linalg.norm(standard, axis=1, keepdims=True), 1e-12)
+        mean, std, standard = kernel_base.standardised(every)
+        unit = kernel_base.unit_rows(standard)
         for num_sparse in args.num_sparse:
             sparse = standard[kernel_base.farthest_points(unit, num_sparse)]
             for zeta in args.zeta:

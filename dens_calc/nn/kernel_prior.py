@@ -9,7 +9,7 @@ with M sparse environments z_m picked among the training atoms and K invariants 
 cost grows with M, not with K², so the radial basis can be fine (8 Gaussians, 260 invariants) where the quadratic
 term's K² products would be ~34,000 columns.  The linear term in the unstandardised x carries the density
 magnitude (GAP's two-body term).  Why standardised rather than normalised spectra: normalised bcc Mo spectra are
-nearly parallel (z_i · z_m ≈ 1 for every pair), the columns nearly collinear, and the fit under-fits its own
+nearly parallel (x̂_i · x̂_m ≈ 1 for every pair), the columns nearly collinear, and the fit under-fits its own
 training frames (``benchmarks/results/mo_kernel``).
 
 The weights come from a least-squares fit (``train.kernel_base``), not from training.
@@ -20,11 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .quadratic_prior import power_spectrum_features
-
-
-def num_linear_features(l_max: int, n_max: int) -> int:
-    return n_max + (l_max + 1) * n_max * (n_max + 1) // 2
+from .quadratic_prior import num_linear_features, power_spectrum_features
 
 
 class SparseKernelPowerSpectrum(nn.Module):
@@ -52,4 +48,4 @@ class SparseKernelPowerSpectrum(nn.Module):
         return w[0] + kernel @ w[1:1 + m] + x @ w[1 + m:]
 
 
-__all__ = ["SparseKernelPowerSpectrum", "num_linear_features"]
+__all__ = ["SparseKernelPowerSpectrum"]

@@ -62,8 +62,13 @@ def with_products(features: torch.Tensor) -> torch.Tensor:
     return torch.cat([features, features[:, upper[0]] * features[:, upper[1]]], dim=1)
 
 
+def num_linear_features(l_max: int, n_max: int) -> int:
+    """Invariants per atom: n_max densities c[n, 00] and the power spectrum p[n <= n', l]."""
+    return n_max + (l_max + 1) * n_max * (n_max + 1) // 2
+
+
 def num_quadratic_features(l_max: int, n_max: int) -> int:
-    linear = n_max + (l_max + 1) * n_max * (n_max + 1) // 2
+    linear = num_linear_features(l_max, n_max)
     return linear + linear * (linear + 1) // 2
 
 
@@ -83,5 +88,5 @@ class QuadraticPowerSpectrum(nn.Module):
         return weights[0] + with_products(features) @ weights[1:]
 
 
-__all__ = ["QuadraticPowerSpectrum", "edge_density", "invariants", "num_quadratic_features", "power_spectrum_features",
-           "with_products"]
+__all__ = ["QuadraticPowerSpectrum", "edge_density", "invariants", "num_linear_features", "num_quadratic_features",
+           "power_spectrum_features", "with_products"]

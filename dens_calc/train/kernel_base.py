@@ -42,6 +42,17 @@ def atom_invariants(atoms, r_max: float, l_max: int, n_max: int) -> np.ndarray:
     return power_spectrum_features(vectors, centre, len(atoms), r_max, l_max, n_max).numpy()
 
 
+def standardised(invariants: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, spread (1 where a column is constant) and the standardised rows of the training atoms' invariants."""
+    mean, std = invariants.mean(axis=0), invariants.std(axis=0)
+    std[std == 0] = 1.0
+    return mean, std, (invariants - mean) / std
+
+
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
 def farthest_points(unit: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     """Indices of ``count`` rows of the unit vectors ``unit``, each the farthest (1 − cosine) from those before it."""
     if count > len(unit):
@@ -112,11 +123,8 @@ def fit_kernel_base(frames, labels, r_max: float, l_max: int = 6, n_max: int = 8
     if need > max_bytes:
         raise MemoryError(f"the kernel base with {num_sparse} sparse environments would need {need / 1e9:.1f} GB "
                           f"for {len(frames)} frames (limit {max_bytes / 1e9:.0f} GB): use fewer")
-    mean, std = every.mean(axis=0), every.std(axis=0)
-    std[std == 0] = 1.0
-    standard = (every - mean) / std
-    unit = standard / np.maximum(np.linalg.norm(standard, axis=1, keepdims=True), 1e-12)
-    sparse = standard[farthest_points(unit, num_sparse)]
+    mean, std, standard = standardised(every)
+    sparse = standard[farthest_points(unit_rows(standard), num_sparse)]
     base = KernelBase(mean, std, sparse, np.zeros(1 + columns), l_max, n_max, zeta, 0.0, 0.0)
     feats = [kernel_columns(a, lab, base, r_max) for a, lab in zip(frames, labels)]
     base.cv = cross_validate(feats, force_weights, ridges, folds=folds)
@@ -130,4 +138,5 @@ def fit_kernel_base(frames, labels, r_max: float, l_max: int = 6, n_max: int = 8
     return base
 
 
-__all__ = ["KernelBase", "atom_invariants", "farthest_points", "fit_kernel_base", "kernel_columns"]
+__all__ = ["KernelBase", "atom_invariants", "farthest_points", "fit_kernel_base", "kernel_columns", "standardised",
+           "unit_rows"]
